@@ -1,0 +1,232 @@
+/**
+ * Block-sized I/O over a {@linkcode ReadHandle} or {@linkcode WriteHandle}: large reads and writes
+ * with read-ahead, so the engine's per-packet path copies bytes instead of awaiting the disk, and
+ * netascii translation in between when the mode asks for it.
+ *
+ * @module
+ */
+
+import { NetasciiDecoder, NetasciiEncoder } from "./netascii.ts";
+import type { ReadHandle, WriteHandle } from "./source.ts";
+
+/** Where the sender takes block payloads from. */
+export interface BlockSource {
+  /**
+   * Copies up to `length` bytes into `into` at `offset`; fewer than `length` means the end.
+   * Synchronous while buffered data lasts.
+   */
+  fill(into: Uint8Array, offset: number, length: number): number | Promise<number>;
+}
+
+/** Where the receiver puts block payloads. */
+export interface BlockSink {
+  /** Takes a copy of `data` (the view is reused after the call returns or settles). */
+  write(data: Uint8Array): void | Promise<void>;
+}
+
+const MIN_CHUNK = 64 * 1024;
+const MAX_CHUNK = 1024 * 1024;
+
+/**
+ * Picks the read/write chunk size for a transfer: about two windows, 64 KiB to 1 MiB.
+ *
+ * @example
+ * ```ts
+ * import { chunkSizeFor } from "./blocks.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(chunkSizeFor(512, 1), 64 * 1024);
+ * ```
+ */
+export function chunkSizeFor(blksize: number, windowsize: number): number {
+  return Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, blksize * windowsize * 2));
+}
+
+/**
+ * Reads a handle in large chunks, double-buffered: while blocks are copied out of one chunk, the
+ * next one is already being read.
+ *
+ * @example
+ * ```ts
+ * import { ChunkReader } from "./blocks.ts";
+ * const bytes = new Uint8Array(1000);
+ * let done = false;
+ * const reader = new ChunkReader({
+ *   name: "x",
+ *   read(p) {
+ *     if (done) return Promise.resolve(null);
+ *     done = true;
+ *     p.set(bytes);
+ *     return Promise.resolve(bytes.length);
+ *   },
+ *   close() {},
+ * }, 4096);
+ * const block = new Uint8Array(516);
+ * const n = await reader.fill(block, 4, 512); // 512
+ * ```
+ */
+export class ChunkReader implements BlockSource {
+  #handle: ReadHandle;
+  #cur: Uint8Array;
+  #spare: Uint8Array;
+  #pos = 0;
+  #end = 0;
+  #next: Promise<number | null> | null = null;
+  #eof = false;
+
+  /**
+   * @param handle What to read from.
+   * @param chunkSize Bytes per read.
+   */
+  constructor(handle: ReadHandle, chunkSize: number = MIN_CHUNK) {
+    this.#handle = handle;
+    this.#cur = new Uint8Array(chunkSize);
+    this.#spare = new Uint8Array(chunkSize);
+    this.#next = handle.read(this.#spare);
+  }
+
+  /** Copies up to `length` bytes into `into` at `offset`; fewer means end of file. */
+  fill(into: Uint8Array, offset: number, length: number): number | Promise<number> {
+    const available = this.#end - this.#pos;
+    if (available >= length) {
+      into.set(this.#cur.subarray(this.#pos, this.#pos + length), offset);
+      this.#pos += length;
+      return length;
+    }
+    return this.#fillSlow(into, offset, length);
+  }
+
+  async #fillSlow(into: Uint8Array, offset: number, length: number): Promise<number> {
+    let done = 0;
+    while (done < length) {
+      const available = this.#end - this.#pos;
+      if (available > 0) {
+        const n = Math.min(available, length - done);
+        into.set(this.#cur.subarray(this.#pos, this.#pos + n), offset + done);
+        this.#pos += n;
+        done += n;
+        continue;
+      }
+      if (this.#eof || this.#next === null) break;
+      const got = await this.#next;
+      this.#next = null;
+      if (got === null) {
+        this.#eof = true;
+        break;
+      }
+      const filled = this.#spare;
+      this.#spare = this.#cur;
+      this.#cur = filled;
+      this.#pos = 0;
+      this.#end = got;
+      this.#next = this.#handle.read(this.#spare);
+    }
+    return done;
+  }
+}
+
+/**
+ * Wraps a handle so that reading it yields netascii.
+ *
+ * @example
+ * ```ts
+ * import { netasciiReadHandle } from "./blocks.ts";
+ * import type { ReadHandle } from "./source.ts";
+ * declare const file: ReadHandle;
+ * const translated: ReadHandle = netasciiReadHandle(file);
+ * ```
+ */
+export function netasciiReadHandle(handle: ReadHandle): ReadHandle {
+  const encoder = new NetasciiEncoder();
+  let pending: Uint8Array = new Uint8Array(0);
+  let raw: Uint8Array | null = null;
+  return {
+    name: handle.name,
+    async read(p: Uint8Array): Promise<number | null> {
+      if (pending.length === 0) {
+        raw ??= new Uint8Array(Math.max(1, p.length >> 1));
+        const n = await handle.read(raw);
+        if (n === null) return null;
+        pending = encoder.encode(raw.subarray(0, n));
+      }
+      const n = Math.min(p.length, pending.length);
+      p.set(pending.subarray(0, n));
+      pending = pending.subarray(n);
+      return n;
+    },
+    close: () => handle.close(),
+  };
+}
+
+/**
+ * Collects block payloads into large writes to a {@linkcode WriteHandle}, translating netascii
+ * when asked. Call {@linkcode ChunkWriter.finish} after the last block.
+ *
+ * @example
+ * ```ts
+ * import { ChunkWriter } from "./blocks.ts";
+ * import type { WriteHandle } from "./source.ts";
+ * declare const handle: WriteHandle;
+ * const writer = new ChunkWriter(handle, 65536, false);
+ * await writer.write(new Uint8Array(512));
+ * await writer.finish();
+ * ```
+ */
+export class ChunkWriter implements BlockSink {
+  #handle: WriteHandle;
+  #buf: Uint8Array;
+  #len = 0;
+  #decoder: NetasciiDecoder | null;
+  /** Bytes handed to the handle so far (after translation). */
+  written = 0;
+
+  /**
+   * @param handle Where the bytes go.
+   * @param chunkSize Bytes per write.
+   * @param netascii Translate from netascii.
+   */
+  constructor(handle: WriteHandle, chunkSize: number, netascii: boolean) {
+    this.#handle = handle;
+    this.#buf = new Uint8Array(chunkSize);
+    this.#decoder = netascii ? new NetasciiDecoder() : null;
+  }
+
+  /** Buffers `data`; flushes when the buffer is full. */
+  write(data: Uint8Array): void | Promise<void> {
+    const bytes = this.#decoder ? this.#decoder.decode(data) : data;
+    if (this.#len + bytes.length <= this.#buf.length) {
+      this.#buf.set(bytes, this.#len);
+      this.#len += bytes.length;
+      return;
+    }
+    return this.#writeSlow(bytes.slice());
+  }
+
+  async #writeSlow(bytes: Uint8Array): Promise<void> {
+    await this.#flush();
+    if (bytes.length > this.#buf.length) {
+      await this.#handle.write(bytes);
+      this.written += bytes.length;
+      return;
+    }
+    this.#buf.set(bytes, 0);
+    this.#len = bytes.length;
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#len === 0) return;
+    const out = this.#buf.subarray(0, this.#len);
+    this.#len = 0;
+    await this.#handle.write(out);
+    this.written += out.length;
+  }
+
+  /** Writes what is buffered and commits the handle. */
+  async finish(): Promise<void> {
+    if (this.#decoder) {
+      const rest = this.#decoder.flush();
+      if (rest.length) await this.write(rest);
+    }
+    await this.#flush();
+    await this.#handle.commit();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * Command-line parsing helpers shared by the commands: `node:util` parseArgs with messages that
+ * name the flag, and value parsers for numbers, sizes and ranges.
+ *
+ * @module
+ */
+
+import { parseArgs, type ParseArgsConfig } from "node:util";
+
+/** A bad command line: printed as one line, exit code 2. */
+export class UsageError extends Error {
+  /**
+   * @param message What is wrong, naming the flag.
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "UsageError";
+  }
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+/**
+ * Parses `args` strictly; unknown flags and missing values become {@linkcode UsageError}.
+ *
+ * @example
+ * ```ts
+ * import { parse } from "./args.ts";
+ * import { equal } from "node:assert/strict";
+ * const { values } = parse(["--port", "6969"], { port: { type: "string" } });
+ * equal(values.port, "6969");
+ * ```
+ */
+export function parse<O extends Options>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    const msg = (e as Error).message;
+    const unknown = /Unknown option '([^']+)'/.exec(msg);
+    if (unknown) throw new UsageError(`unknown option '${unknown[1]}'`);
+    const missing = /Option '(-\S+)(?:, (--\S+))?[^']*' argument missing/.exec(msg);
+    if (missing) throw new UsageError(`option '${missing[2] ?? missing[1]}' needs a value`);
+    throw new UsageError(msg.split("\n")[0]);
+  }
+}
+
+/**
+ * Parses an integer flag value within bounds.
+ *
+ * @example
+ * ```ts
+ * import { intFlag } from "./args.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(intFlag("--port", "69", 0, 65535), 69);
+ * ```
+ */
+export function intFlag(flag: string, value: string, min: number, max: number): number {
+  if (!/^\d+$/.test(value) || Number(value) < min || Number(value) > max) {
+    throw new UsageError(`${flag} must be a whole number from ${min} to ${max}: got '${value}'`);
+  }
+  return Number(value);
+}
+
+/**
+ * Parses a byte size: a number with an optional K, M, G or T suffix (powers of 1024).
+ *
+ * @example
+ * ```ts
+ * import { sizeFlag } from "./args.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(sizeFlag("--max-upload-size", "2M"), 2 * 1024 * 1024);
+ * ```
+ */
+export function sizeFlag(flag: string, value: string): number {
+  const m = /^(\d+)([KMGT]?)i?B?$/i.exec(value);
+  if (!m) {
+    throw new UsageError(`${flag} must be a size like 1048576, 512K, 100M or 4G: got '${value}'`);
+  }
+  const power = " KMGT".indexOf(m[2].toUpperCase() || " ");
+  return Number(m[1]) * 1024 ** power;
+}
+
+/**
+ * Parses `LO-HI` (a port range).
+ *
+ * @example
+ * ```ts
+ * import { rangeFlag } from "./args.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(rangeFlag("--port-range", "50000-50100"), { lo: 50000, hi: 50100 });
+ * ```
+ */
+export function rangeFlag(flag: string, value: string): { lo: number; hi: number } {
+  const m = /^(\d+)-(\d+)$/.exec(value);
+  const lo = m ? Number(m[1]) : NaN, hi = m ? Number(m[2]) : NaN;
+  if (!m || lo < 1 || hi > 65535 || lo > hi) {
+    throw new UsageError(`${flag} must be LO-HI with 1 <= LO <= HI <= 65535: got '${value}'`);
+  }
+  return { lo, hi };
+}
+
+/**
+ * Parses one of a fixed set of words.
+ *
+ * @example
+ * ```ts
+ * import { choiceFlag } from "./args.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(choiceFlag("--log-format", "json", ["text", "json"]), "json");
+ * ```
+ */
+export function choiceFlag<T extends string>(flag: string, value: string, choices: T[]): T {
+  if (!choices.includes(value as T)) {
+    throw new UsageError(`${flag} must be one of ${choices.join(", ")}: got '${value}'`);
+  }
+  return value as T;
+}
+
+/**
+ * Validates an IP literal for `--address`.
+ *
+ * @example
+ * ```ts
+ * import { addressFlag } from "./args.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(addressFlag("--address", "[::1]"), "::1");
+ * ```
+ */
+export function addressFlag(flag: string, value: string): string {
+  const v = value.replace(/^\[(.*)\]$/, "$1");
+  const v4 = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(v);
+  const ok = v4 ? v4.slice(1).every((x) => Number(x) <= 255) : /^[0-9a-fA-F:.]+$/.test(v) &&
+    v.includes(":");
+  if (!ok) throw new UsageError(`${flag} must be an IPv4 or IPv6 address: got '${value}'`);
+  return v;
+}

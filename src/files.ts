@@ -1,0 +1,325 @@
+/**
+ * File sources on the local disk: a directory tree ({@linkcode DirectorySource}) and one file
+ * served under every name ({@linkcode SingleFileSource}).
+ *
+ * Reads resolve every name to a real path and refuse it unless it lies inside the root's real
+ * path, so `..`, absolute names and symbolic links cannot lead out. Uploads go to a temporary file
+ * beside the target and appear under their final name only when complete.
+ *
+ * @module
+ */
+
+import { basename, join, sep } from "node:path";
+import { fsErrorToTftp, TftpError } from "./errors.ts";
+import { getLogger } from "./log.ts";
+import { applyMapRules, type MapRule, splitName } from "./names.ts";
+import { ErrorCode } from "./packet.ts";
+import type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./source.ts";
+
+/** Temporary upload files end with this; requests for them are refused. */
+export const PARTIAL_SUFFIX = ".tftpkit-partial";
+
+const log = getLogger("files");
+
+/** Options of {@linkcode DirectorySource}. */
+export interface DirectoryOptions {
+  /** Accept uploads of new files. */
+  write?: boolean;
+  /** With `write`: also replace existing files. */
+  overwrite?: boolean;
+  /** When no file has the exact name, accept one that differs only in letter case. */
+  ignoreCase?: boolean;
+  /** `--map` rewrite rules, applied to the name as received. */
+  rules?: readonly MapRule[];
+}
+
+function fileHandle(file: Deno.FsFile, name: string, size: number): ReadHandle {
+  let closed = false;
+  return {
+    name,
+    size,
+    read: (p) => file.read(p),
+    close() {
+      if (closed) return;
+      closed = true;
+      file.close();
+    },
+  };
+}
+
+async function openRegular(path: string, shownAs: string): Promise<ReadHandle> {
+  let info: Deno.FileInfo;
+  try {
+    // stat before open: opening a FIFO would block until a writer appears.
+    info = await Deno.stat(path);
+  } catch (e) {
+    throw fsErrorToTftp(e);
+  }
+  if (!info.isFile) throw new TftpError(ErrorCode.ACCESS_VIOLATION, "not a regular file");
+  try {
+    const file = await Deno.open(path, { read: true });
+    return fileHandle(file, shownAs, info.size);
+  } catch (e) {
+    throw fsErrorToTftp(e);
+  }
+}
+
+/**
+ * Serves a directory tree, optionally accepting uploads.
+ *
+ * If `ignoreCase` is set and several entries match a name segment ignoring case, the exact
+ * match wins; otherwise the first in code-point order is used and a warning is logged.
+ *
+ * @example
+ * ```ts ignore
+ * import { DirectorySource } from "./files.ts";
+ * const source = await DirectorySource.open("/srv/tftp", { write: true });
+ * ```
+ */
+export class DirectorySource implements FileSource {
+  /** The root's real path (symbolic links resolved). */
+  readonly root: string;
+  readonly #options: DirectoryOptions;
+  readonly #uploading = new Set<string>();
+
+  private constructor(root: string, options: DirectoryOptions) {
+    this.root = root;
+    this.#options = options;
+  }
+
+  /**
+   * Opens a root directory.
+   *
+   * @throws {Error} When `root` is not a directory.
+   */
+  static async open(root: string, options: DirectoryOptions = {}): Promise<DirectorySource> {
+    const real = await Deno.realPath(root);
+    if (!(await Deno.stat(real)).isDirectory) throw new Error(`${root} is not a directory`);
+    return new DirectorySource(real, options);
+  }
+
+  describe(): string {
+    const o = this.#options;
+    const mode = o.write
+      ? (o.overwrite ? "uploads may overwrite" : "uploads of new files")
+      : "read-only";
+    return `directory ${this.root} (${mode})`;
+  }
+
+  #inside(real: string): boolean {
+    return real === this.root ||
+      real.startsWith(this.root.endsWith(sep) ? this.root : this.root + sep);
+  }
+
+  #segments(name: string): string[] {
+    return splitName(applyMapRules(name, this.#options.rules ?? []));
+  }
+
+  /** Resolves `segments` below the root, ignoring case where an exact entry is missing. */
+  async #resolve(segments: string[]): Promise<string> {
+    const exact = join(this.root, ...segments);
+    if (!this.#options.ignoreCase) return exact;
+    try {
+      await Deno.lstat(exact);
+      return exact;
+    } catch {
+      // fall through to the case-insensitive walk
+    }
+    let dir = this.root;
+    for (const segment of segments) {
+      const wanted = segment.toLowerCase();
+      const matches: string[] = [];
+      try {
+        for await (const entry of Deno.readDir(dir)) {
+          if (entry.name === segment) {
+            matches.length = 0;
+            matches.push(entry.name);
+            break;
+          }
+          if (entry.name.toLowerCase() === wanted) matches.push(entry.name);
+        }
+      } catch {
+        return exact;
+      }
+      if (matches.length === 0) return exact;
+      matches.sort();
+      if (matches.length > 1) {
+        log.warn("{name} matches {count} entries ignoring case; using {chosen}", {
+          name: segment,
+          count: matches.length,
+          chosen: matches[0],
+        });
+      }
+      dir = join(dir, matches[0]);
+    }
+    return dir;
+  }
+
+  async openRead(name: string, _info: RequestInfo): Promise<ReadHandle> {
+    const segments = this.#segments(name);
+    if (segments[segments.length - 1].endsWith(PARTIAL_SUFFIX)) {
+      throw new TftpError(ErrorCode.FILE_NOT_FOUND, "file not found");
+    }
+    let real: string;
+    try {
+      real = await Deno.realPath(await this.#resolve(segments));
+    } catch (e) {
+      throw fsErrorToTftp(e);
+    }
+    if (!this.#inside(real)) {
+      throw new TftpError(ErrorCode.ACCESS_VIOLATION, "path leads outside the served directory");
+    }
+    return openRegular(real, real);
+  }
+
+  async openWrite(name: string, _info: RequestInfo): Promise<WriteHandle> {
+    if (!this.#options.write) {
+      throw new TftpError(ErrorCode.ACCESS_VIOLATION, "uploads are disabled on this server");
+    }
+    const segments = this.#segments(name);
+    const base = segments[segments.length - 1];
+    if (base.endsWith(PARTIAL_SUFFIX)) {
+      throw new TftpError(ErrorCode.ACCESS_VIOLATION, "reserved file name");
+    }
+    let dir: string;
+    try {
+      dir = await Deno.realPath(await this.#resolve(segments.slice(0, -1)));
+    } catch (e) {
+      throw new TftpError(ErrorCode.FILE_NOT_FOUND, "directory not found", { cause: e });
+    }
+    if (!this.#inside(dir)) {
+      throw new TftpError(ErrorCode.ACCESS_VIOLATION, "path leads outside the served directory");
+    }
+    const target = join(dir, base);
+    let existing: Deno.FileInfo | null = null;
+    try {
+      existing = await Deno.lstat(target);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw fsErrorToTftp(e);
+    }
+    if (existing) {
+      if (!this.#options.overwrite) {
+        throw new TftpError(ErrorCode.FILE_EXISTS, "file already exists");
+      }
+      if (!existing.isFile) {
+        throw new TftpError(ErrorCode.ACCESS_VIOLATION, "not a regular file");
+      }
+    }
+    if (this.#uploading.has(target)) {
+      throw new TftpError(ErrorCode.ACCESS_VIOLATION, "an upload of this file is in progress");
+    }
+    const temp = join(dir, `.${base}.${crypto.randomUUID().slice(0, 8)}${PARTIAL_SUFFIX}`);
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
+    } catch (e) {
+      throw fsErrorToTftp(e);
+    }
+    this.#uploading.add(target);
+    return new AtomicUpload(file, temp, target, !!this.#options.overwrite, () => {
+      this.#uploading.delete(target);
+    });
+  }
+}
+
+/** An upload into a temporary file, renamed (or hard-linked) into place on commit. */
+class AtomicUpload implements WriteHandle {
+  readonly name: string;
+  #file: Deno.FsFile;
+  #temp: string;
+  #overwrite: boolean;
+  #done = false;
+  #release: () => void;
+
+  constructor(
+    file: Deno.FsFile,
+    temp: string,
+    target: string,
+    overwrite: boolean,
+    release: () => void,
+  ) {
+    this.#file = file;
+    this.#temp = temp;
+    this.name = target;
+    this.#overwrite = overwrite;
+    this.#release = release;
+  }
+
+  async write(p: Uint8Array): Promise<void> {
+    try {
+      let done = 0;
+      while (done < p.length) done += await this.#file.write(p.subarray(done));
+    } catch (e) {
+      throw fsErrorToTftp(e);
+    }
+  }
+
+  async commit(): Promise<void> {
+    try {
+      await this.#file.syncData();
+      this.#file.close();
+      this.#done = true;
+      if (this.#overwrite) {
+        await Deno.rename(this.#temp, this.name);
+      } else {
+        // link() fails if the name exists: no upload can replace a file that appeared meanwhile.
+        await Deno.link(this.#temp, this.name);
+        await Deno.remove(this.#temp);
+      }
+    } catch (e) {
+      await Deno.remove(this.#temp).catch(() => {});
+      throw fsErrorToTftp(e);
+    } finally {
+      this.#done = true;
+      this.#release();
+    }
+  }
+
+  async abort(): Promise<void> {
+    if (!this.#done) {
+      this.#done = true;
+      try {
+        this.#file.close();
+      } catch {
+        // already closed
+      }
+    }
+    this.#release();
+    await Deno.remove(this.#temp).catch(() => {});
+  }
+}
+
+/**
+ * Serves one file under every requested name (the "give the BMC this floppy image" use).
+ *
+ * @example
+ * ```ts ignore
+ * import { SingleFileSource } from "./files.ts";
+ * const source = await SingleFileSource.open("./floppy.img");
+ * ```
+ */
+export class SingleFileSource implements FileSource {
+  /** The file's real path. */
+  readonly path: string;
+
+  private constructor(path: string) {
+    this.path = path;
+  }
+
+  /**
+   * @throws {Error} When `path` is not a regular file.
+   */
+  static async open(path: string): Promise<SingleFileSource> {
+    const real = await Deno.realPath(path);
+    if (!(await Deno.stat(real)).isFile) throw new Error(`${path} is not a regular file`);
+    return new SingleFileSource(real);
+  }
+
+  describe(): string {
+    return `file ${this.path} under every name (read-only)`;
+  }
+
+  openRead(_name: string, _info: RequestInfo): Promise<ReadHandle> {
+    return openRegular(this.path, basename(this.path));
+  }
+}

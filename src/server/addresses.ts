@@ -1,0 +1,178 @@
+/**
+ * Which local addresses to listen on, and binding UDP sockets with clear errors.
+ *
+ * Deno does not report the address a datagram was sent to, so "listen on every address" is done
+ * with one socket per local address: a transfer's socket is then bound to the address the
+ * client targeted, and replies come from it (firmware drops replies from another address). On
+ * Linux the local addresses are read from `/proc/net/fib_trie` and `/proc/net/if_inet6`, which
+ * needs only `--allow-read`; elsewhere one wildcard socket is used and the operating system picks
+ * the reply address.
+ *
+ * @module
+ */
+
+/** A failure to bind, with a message an operator can act on. */
+export class BindError extends Error {
+  /**
+   * @param message What went wrong and what to do.
+   * @param options `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "BindError";
+  }
+}
+
+/**
+ * Parses `/proc/net/fib_trie`: the IPv4 addresses marked `/32 host LOCAL`.
+ *
+ * @example
+ * ```ts
+ * import { parseFibTrie } from "./addresses.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * const text = "Local:\n  |-- 127.0.0.1\n     /32 host LOCAL\n";
+ * deepEqual(parseFibTrie(text), ["127.0.0.1"]);
+ * ```
+ */
+export function parseFibTrie(text: string): string[] {
+  const found = new Set<string>();
+  let last = "";
+  for (const line of text.split("\n")) {
+    const m = /\|--\s+(\d+\.\d+\.\d+\.\d+)/.exec(line);
+    if (m) last = m[1];
+    else if (/\/32 host LOCAL/.test(line) && last) found.add(last);
+  }
+  return [...found];
+}
+
+/**
+ * Parses `/proc/net/if_inet6`: global and loopback IPv6 addresses (link-local ones need a scope
+ * and are left out).
+ *
+ * @example
+ * ```ts
+ * import { parseIfInet6 } from "./addresses.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(parseIfInet6("00000000000000000000000000000001 01 80 10 80 lo\n"), ["::1"]);
+ * ```
+ */
+export function parseIfInet6(text: string): string[] {
+  const found: string[] = [];
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 6 || f[0].length !== 32) continue;
+    const scope = parseInt(f[3], 16);
+    if (scope !== 0x00 && scope !== 0x10) continue;
+    const groups = f[0].match(/.{4}/g)!.map((g) => parseInt(g, 16).toString(16));
+    found.push(compressIpv6(groups));
+  }
+  return found;
+}
+
+function compressIpv6(groups: string[]): string {
+  let bestStart = -1, bestLen = 0;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== "0") {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === "0") j++;
+    if (j - i > bestLen && j - i > 1) [bestStart, bestLen] = [i, j - i];
+    i = j;
+  }
+  if (bestStart < 0) return groups.join(":");
+  const head = groups.slice(0, bestStart).join(":");
+  const tail = groups.slice(bestStart + bestLen).join(":");
+  return `${head}::${tail}`;
+}
+
+/**
+ * The local unicast addresses of this machine, or `null` where they cannot be read (not Linux,
+ * or no read permission for `/proc`).
+ *
+ * @example
+ * ```ts ignore
+ * import { localAddresses } from "./addresses.ts";
+ * console.log(await localAddresses()); // ["127.0.0.1", "10.0.0.5", "::1"]
+ * ```
+ */
+export async function localAddresses(family: "any" | "ipv4" = "any"): Promise<string[] | null> {
+  if (Deno.build.os !== "linux") return null;
+  try {
+    const v4 = parseFibTrie(await Deno.readTextFile("/proc/net/fib_trie"));
+    let v6: string[] = [];
+    if (family === "any") {
+      v6 = await Deno.readTextFile("/proc/net/if_inet6").then(parseIfInet6, () => []);
+    }
+    return v4.length + v6.length > 0 ? [...v4, ...v6] : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Binds a UDP socket, turning the usual failures into a clear {@linkcode BindError}.
+ *
+ * @example
+ * ```ts ignore
+ * import { bindUdp } from "./addresses.ts";
+ * const conn = bindUdp("127.0.0.1", 6969);
+ * ```
+ */
+export function bindUdp(hostname: string, port: number): Deno.DatagramConn {
+  try {
+    return Deno.listenDatagram({ transport: "udp", hostname, port });
+  } catch (e) {
+    const where = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new BindError(`cannot listen on ${where}: the port is already in use`, { cause: e });
+    }
+    if (e instanceof Deno.errors.PermissionDenied && port < 1024) {
+      throw new BindError(
+        `cannot listen on ${where}: ports below 1024 need root or CAP_NET_BIND_SERVICE ` +
+          `(e.g. setcap cap_net_bind_service=+ep on the binary), or use --port 6969`,
+        { cause: e },
+      );
+    }
+    if (e instanceof Deno.errors.NotCapable) {
+      throw new BindError(`cannot listen on ${where}: run with --allow-net`, { cause: e });
+    }
+    if (e instanceof Deno.errors.AddrNotAvailable) {
+      throw new BindError(`cannot listen on ${where}: no such local address`, { cause: e });
+    }
+    throw new BindError(`cannot listen on ${where}: ${(e as Error).message}`, { cause: e });
+  }
+}
+
+/** A range of UDP ports for transfer sockets (`--port-range`). */
+export interface PortRange {
+  lo: number;
+  hi: number;
+}
+
+/**
+ * Binds a transfer socket on `hostname`: any free port, or a free one inside `range`.
+ *
+ * @throws {BindError} When no port in the range is free.
+ *
+ * @example
+ * ```ts ignore
+ * import { bindTransferSocket } from "./addresses.ts";
+ * const conn = bindTransferSocket("127.0.0.1", { lo: 50000, hi: 50100 });
+ * ```
+ */
+export function bindTransferSocket(hostname: string, range?: PortRange): Deno.DatagramConn {
+  if (!range) return bindUdp(hostname, 0);
+  const size = range.hi - range.lo + 1;
+  const start = Math.floor(Math.random() * size);
+  for (let i = 0; i < size; i++) {
+    const port = range.lo + ((start + i) % size);
+    try {
+      return Deno.listenDatagram({ transport: "udp", hostname, port });
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AddrInUse)) throw e;
+    }
+  }
+  throw new BindError(`no free port in ${range.lo}-${range.hi}`);
+}

@@ -1,0 +1,376 @@
+/**
+ * The TFTP server: listening sockets, request dispatch, limits and access control, sessions and
+ * graceful shutdown. What happens inside one transfer lives in `session.ts`.
+ *
+ * @module
+ */
+
+import { type Channel, formatAddr, MuxChannel, SocketChannel } from "../channel.ts";
+import { getLogger } from "../log.ts";
+import type { NegotiationPolicy } from "../options.ts";
+import {
+  decode,
+  ErrorCode,
+  errorPacket,
+  Opcode,
+  opcodeOf,
+  PacketError,
+  type RequestPacket,
+} from "../packet.ts";
+import type { FileSource } from "../source.ts";
+import { AccessList } from "./access.ts";
+import {
+  BindError,
+  bindTransferSocket,
+  bindUdp,
+  localAddresses,
+  type PortRange,
+} from "./addresses.ts";
+import { runSession, type TransferRecord } from "./session.ts";
+
+const log = getLogger("server");
+
+/** Options of {@linkcode serve}. Only `source` is required. */
+export interface ServerOptions {
+  /** Where files come from (see `DirectorySource`, `SingleFileSource`). */
+  source: FileSource;
+  /** Address to listen on; default: every local address (one socket each on Linux). */
+  hostname?: string;
+  /** UDP port (default 69). 0 picks a free port, the same on every address. */
+  port?: number;
+  /** Run every transfer over the listening socket itself (for NAT and firewalls). */
+  singlePort?: boolean;
+  /** Largest blksize granted (default 65464). */
+  maxBlksize?: number;
+  /** Largest windowsize granted (default 64). */
+  maxWindowsize?: number;
+  /** Retransmission timeout in ms when the client asks for none (default 1000). */
+  timeoutMs?: number;
+  /** Retransmissions before a transfer is given up (default 5). */
+  retries?: number;
+  /** Largest upload in bytes. */
+  maxUploadSize?: number;
+  /** Transfers at once (default 512); more get ERROR 3. */
+  maxSessions?: number;
+  /** Transfers at once from one client address (default 64). */
+  maxSessionsPerClient?: number;
+  /** Ports for transfer sockets (`--port-range`). */
+  portRange?: PortRange;
+  /** Clients allowed (CIDR); default all. */
+  allow?: string[];
+  /** Clients refused without an answer (CIDR); wins over `allow`. */
+  deny?: string[];
+  /** How long in-flight transfers may finish after `close()` (default 5000 ms). */
+  graceMs?: number;
+  /** Stops the server like `close()`. */
+  signal?: AbortSignal;
+  /** Called after every transfer with its record. */
+  onTransfer?: (record: TransferRecord) => void;
+}
+
+interface Session {
+  controller: AbortController;
+  mux?: MuxChannel;
+  done: Promise<unknown>;
+  host: string;
+}
+
+const DEFAULTS = {
+  port: 69,
+  maxBlksize: 65464,
+  maxWindowsize: 64,
+  timeoutMs: 1000,
+  retries: 5,
+  maxSessions: 512,
+  maxSessionsPerClient: 64,
+  graceMs: 5000,
+};
+
+/**
+ * A running server. Create it with {@linkcode serve}.
+ */
+export class Server {
+  readonly #options: ServerOptions & typeof DEFAULTS;
+  readonly #policy: NegotiationPolicy;
+  readonly #access: AccessList;
+  readonly #listeners = new Map<string, Deno.DatagramConn>();
+  readonly #sessions = new Map<string, Session>();
+  readonly #perHost = new Map<string, number>();
+  #closing: Promise<void> | null = null;
+  #rescan: ReturnType<typeof setInterval> | undefined;
+  #port = 0;
+  #finished!: () => void;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void> = new Promise((r) => (this.#finished = r));
+
+  /** @internal Use {@linkcode serve}. */
+  constructor(options: ServerOptions) {
+    this.#options = { ...DEFAULTS, ...dropUndefined(options) } as ServerOptions & typeof DEFAULTS;
+    const o = this.#options;
+    this.#policy = {
+      maxBlksize: o.maxBlksize,
+      maxWindowsize: o.maxWindowsize,
+      timeoutMs: o.timeoutMs,
+      retries: o.retries,
+      maxUploadSize: o.maxUploadSize,
+    };
+    this.#access = new AccessList(o.allow, o.deny);
+  }
+
+  /** The addresses the server listens on. */
+  get addresses(): Deno.NetAddr[] {
+    return [...this.#listeners.values()].map((c) => c.addr as Deno.NetAddr);
+  }
+
+  /** The UDP port the server listens on. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Transfers in progress. */
+  get activeTransfers(): number {
+    return this.#sessions.size;
+  }
+
+  /** @internal Binds the listening sockets. */
+  async start(): Promise<void> {
+    const o = this.#options;
+    const wanted = await this.#addressesToBind();
+    this.#port = o.port;
+    try {
+      for (const hostname of wanted) this.#bind(hostname);
+    } catch (e) {
+      for (const c of this.#listeners.values()) c.close();
+      throw e;
+    }
+    if (this.#listeners.size === 0) throw new BindError("no address to listen on");
+    if (isAll(o.hostname) && wanted.length > 1) {
+      this.#rescan = setInterval(() => this.#refreshAddresses(), 30_000);
+    }
+    o.signal?.addEventListener("abort", () => this.close(), { once: true });
+  }
+
+  async #addressesToBind(): Promise<string[]> {
+    const h = this.#options.hostname;
+    if (!isAll(h)) return [h!];
+    const local = await localAddresses(h === "0.0.0.0" ? "ipv4" : "any");
+    if (local) return local;
+    return [h ?? "::"];
+  }
+
+  #bind(hostname: string): void {
+    const conn = bindUdp(hostname, this.#port);
+    if (this.#port === 0) this.#port = (conn.addr as Deno.NetAddr).port;
+    this.#listeners.set(hostname, conn);
+    this.#listen(conn, hostname);
+  }
+
+  async #refreshAddresses(): Promise<void> {
+    if (this.#closing) return;
+    const now = new Set(await this.#addressesToBind());
+    for (const hostname of now) {
+      if (this.#listeners.has(hostname)) continue;
+      try {
+        this.#bind(hostname);
+        log.info("new local address {address}: listening", { address: hostname });
+      } catch (e) {
+        log.warn("cannot listen on new address {address}: {error}", {
+          address: hostname,
+          error: (e as Error).message,
+        });
+      }
+    }
+    for (const [hostname, conn] of this.#listeners) {
+      if (now.has(hostname)) continue;
+      this.#listeners.delete(hostname);
+      conn.close();
+      log.info("local address {address} is gone: stopped listening", { address: hostname });
+    }
+  }
+
+  async #listen(conn: Deno.DatagramConn, hostname: string): Promise<void> {
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      let data: Uint8Array, from: Deno.Addr;
+      try {
+        [data, from] = await conn.receive(buf);
+      } catch (e) {
+        if (this.#closing || this.#listeners.get(hostname) !== conn) return;
+        log.warn("receive failed on {address}: {error}", { address: hostname, error: String(e) });
+        await new Promise((r) => setTimeout(r, 10));
+        continue;
+      }
+      try {
+        this.#dispatch(conn, data, from as Deno.NetAddr);
+      } catch (e) {
+        log.error("unexpected error handling a datagram: {error}", { error: String(e) });
+      }
+    }
+  }
+
+  #dispatch(conn: Deno.DatagramConn, data: Uint8Array, peer: Deno.NetAddr): void {
+    const key = `${peer.hostname}|${peer.port}`;
+    const session = this.#sessions.get(key);
+    if (session?.mux) {
+      session.mux.push(data);
+      return;
+    }
+    if (!this.#access.allows(peer.hostname)) {
+      log.debug("ignored a datagram from {peer}: not allowed", { peer: formatAddr(peer) });
+      return;
+    }
+    const reply = (code: number, message: string) => {
+      conn.send(errorPacket(code, message), peer).catch(() => {});
+    };
+    const op = opcodeOf(data);
+    if (op === Opcode.ERROR) return;
+    if (op === Opcode.DATA || op === Opcode.ACK || op === Opcode.OACK) {
+      if (!session) reply(ErrorCode.UNKNOWN_TID, "unknown transfer ID");
+      return;
+    }
+    let request: RequestPacket;
+    try {
+      const p = decode(data);
+      if (p.op !== "RRQ" && p.op !== "WRQ") return;
+      request = p;
+    } catch (e) {
+      const why = e instanceof PacketError ? e.message : "malformed packet";
+      log.debug("malformed request from {peer}: {error}", { peer: formatAddr(peer), error: why });
+      reply(ErrorCode.ILLEGAL_OPERATION, `illegal TFTP operation: ${why}`);
+      return;
+    }
+    // The client repeated its request before our first reply reached it: that transfer answers.
+    if (session) return;
+    if (this.#closing) return reply(ErrorCode.NOT_DEFINED, "server shutting down");
+    const o = this.#options;
+    if (this.#sessions.size >= o.maxSessions) {
+      log.warn("refused {peer}: {count} transfers running (--max-sessions)", {
+        peer: formatAddr(peer),
+        count: this.#sessions.size,
+      });
+      return reply(ErrorCode.DISK_FULL, "server busy: too many transfers, try again later");
+    }
+    const perHost = this.#perHost.get(peer.hostname) ?? 0;
+    if (perHost >= o.maxSessionsPerClient) {
+      log.warn("refused {peer}: {count} transfers from this address (--max-sessions-per-client)", {
+        peer: formatAddr(peer),
+        count: perHost,
+      });
+      return reply(ErrorCode.DISK_FULL, "too many transfers from your address, try again later");
+    }
+    this.#startSession(key, conn, peer, request, reply);
+  }
+
+  #startSession(
+    key: string,
+    conn: Deno.DatagramConn,
+    peer: Deno.NetAddr,
+    request: RequestPacket,
+    reply: (code: number, message: string) => void,
+  ): void {
+    const o = this.#options;
+    const controller = new AbortController();
+    const session: Session = { controller, done: Promise.resolve(), host: peer.hostname };
+    this.#sessions.set(key, session);
+    this.#perHost.set(peer.hostname, (this.#perHost.get(peer.hostname) ?? 0) + 1);
+    const local = (conn.addr as Deno.NetAddr).hostname;
+    const openChannel = (): Channel => {
+      if (o.singlePort) {
+        session.mux = new MuxChannel(conn, peer, () => {}, controller.signal);
+        return session.mux;
+      }
+      return new SocketChannel(bindTransferSocket(local, o.portRange), peer, {
+        signal: controller.signal,
+      });
+    };
+    session.done = runSession(request, peer, {
+      source: o.source,
+      policy: this.#policy,
+      reject: reply,
+      openChannel,
+    }).then((record) => {
+      try {
+        o.onTransfer?.(record);
+      } catch (e) {
+        log.error("onTransfer callback failed: {error}", { error: String(e) });
+      }
+    }).finally(() => {
+      this.#sessions.delete(key);
+      const n = (this.#perHost.get(session.host) ?? 1) - 1;
+      if (n > 0) this.#perHost.set(session.host, n);
+      else this.#perHost.delete(session.host);
+    });
+  }
+
+  /**
+   * Stops accepting requests, lets running transfers finish for the grace period, then aborts
+   * what is left. Resolves when everything is closed.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#shutdown();
+    return this.#closing;
+  }
+
+  async #shutdown(): Promise<void> {
+    clearInterval(this.#rescan);
+    const listeners = [...this.#listeners.values()];
+    // In single-port mode the listening sockets carry the transfers: close them last.
+    if (!this.#options.singlePort) {
+      for (const c of listeners) c.close();
+    }
+    const pending = () => Promise.all([...this.#sessions.values()].map((s) => s.done));
+    if (this.#sessions.size > 0) {
+      log.info("shutting down: waiting up to {ms} ms for {count} transfers", {
+        ms: this.#options.graceMs,
+        count: this.#sessions.size,
+      });
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        pending(),
+        new Promise((r) => (timer = setTimeout(r, this.#options.graceMs))),
+      ]);
+      clearTimeout(timer);
+      for (const s of this.#sessions.values()) {
+        s.controller.abort(new Error("server shutting down"));
+      }
+      await pending();
+    }
+    if (this.#options.singlePort) {
+      for (const c of listeners) c.close();
+    }
+    this.#listeners.clear();
+    this.#options.source.close?.();
+    this.#finished();
+  }
+}
+
+function isAll(hostname: string | undefined): boolean {
+  return hostname === undefined || hostname === "::" || hostname === "0.0.0.0";
+}
+
+function dropUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/**
+ * Starts a TFTP server and resolves once it listens.
+ *
+ * @throws {BindError} When a listening socket cannot be bound (port in use, no permission).
+ *
+ * @example Serve a directory on a free port and stop it
+ * ```ts ignore
+ * import { DirectorySource, serve } from "../mod.ts";
+ * const server = await serve({
+ *   source: await DirectorySource.open("./demo"),
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ * console.log(server.port);
+ * await server.close();
+ * ```
+ */
+export async function serve(options: ServerOptions): Promise<Server> {
+  const server = new Server(options);
+  await server.start();
+  return server;
+}
