@@ -40,7 +40,8 @@
  *    tftpkit vs tftpd-hpa, aggregate throughput = total bytes / wall time, target ratio >= 1.0
  * 4. peak RSS of the tftpkit (deno) process during scenario 3: VmHWM from /proc/PID/status at the
  *    end of the scenario (the process is started fresh for scenario 3), plus VmRSS sampled every
- *    100 ms; target VmHWM <= 150 MiB.
+ *    100 ms; the larger of the two must be <= 150 MiB. The process sampled is the `deno run`
+ *    process itself (`deno run` does not fork a separate runtime process).
  *
  * The client runs with `--tftp-timeout 1` (override with `--client-timeout N`, 0 = atftp's
  * default of 5 s): with windowsize 64 x 8 KiB blocks the window (~512 KiB) is larger than the
@@ -166,6 +167,8 @@ interface RssResult {
   idleRssMiB?: number;
   maxSampledRssMiB?: number;
   vmHwmMiB?: number;
+  /** max(VmHWM, max sampled VmRSS): the value checked against the target. */
+  peakMiB?: number;
   samples?: number;
   target: string;
   status: Status;
@@ -645,6 +648,9 @@ async function runScenario(
       if (m) maxRssKiB = Math.max(maxRssKiB, m.rssKiB);
       const measured = ours.ok && m !== null;
       const hwmMiB = m ? m.hwmKiB / 1024 : undefined;
+      // VmHWM is the kernel's peak; the sampled VmRSS can exceed it by a few pages because the
+      // RSS counters are updated lazily, so the larger of the two is checked against the target.
+      const peakMiB = hwmMiB === undefined ? undefined : Math.max(hwmMiB, maxRssKiB / 1024);
       rss = {
         ok: measured,
         reason: measured
@@ -657,11 +663,12 @@ async function runScenario(
         idleRssMiB: idleRssKiB === undefined ? undefined : idleRssKiB / 1024,
         maxSampledRssMiB: maxRssKiB / 1024,
         vmHwmMiB: hwmMiB,
+        peakMiB,
         samples,
         target: `<= ${RSS_TARGET_MIB} MiB`,
-        status: !measured || hwmMiB === undefined
+        status: !measured || peakMiB === undefined
           ? "N/A"
-          : hwmMiB <= RSS_TARGET_MIB
+          : peakMiB <= RSS_TARGET_MIB
           ? "PASS"
           : "BELOW TARGET",
       };
@@ -734,13 +741,13 @@ function printTable(results: ScenarioResult[], rss: RssResult | undefined, runs:
     ]);
   }
   if (rss) {
-    const val = rss.vmHwmMiB !== undefined && rss.ok ? `${rss.vmHwmMiB.toFixed(1)} MiB` : "-";
+    const val = rss.peakMiB !== undefined && rss.ok ? `${rss.peakMiB.toFixed(1)} MiB` : "-";
     let status: string = rss.status;
     if (!rss.ok) {
       status = "N/A";
       notes.push(`[4] ${OURS}: ${rss.reason}`);
     }
-    rows.push(["4", `peak RSS (VmHWM) of ${OURS} during 3`, val, "-", "-", `<= 150 MiB`, status]);
+    rows.push(["4", `peak RSS of ${OURS} during 3`, val, "-", "-", `<= 150 MiB`, status]);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
@@ -752,7 +759,9 @@ function printTable(results: ScenarioResult[], rss: RssResult | undefined, runs:
     console.log("\nNotes:");
     for (const n of notes) console.log(`  ${n}`);
   }
-  console.log("\nNegotiation / verification (untimed traced download per server):");
+  console.log(
+    "\nNegotiation (traced 1 MiB probe) / bytes (full file, SHA-256), both untimed:",
+  );
   for (const r of results) {
     for (const o of [r.ours, r.theirs]) {
       if (!o.negotiation || !o.verification) continue;
@@ -879,7 +888,7 @@ async function main(): Promise<number> {
 
     printTable(results, rss, cli.runs);
     const elapsed = (performance.now() - started) / 1000;
-    console.log(`\nTotal time: ${elapsed.toFixed(0)} s`);
+    console.log(`\nTotal time: ${elapsed.toFixed(1)} s`);
 
     if (cli.json) {
       const report = {

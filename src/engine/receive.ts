@@ -31,6 +31,8 @@ export interface ReceiveOptions {
   dallyMs?: number;
   /** Called after each block with the payload bytes received so far. */
   onProgress?: (bytes: number) => void;
+  /** Called once the final ACK is sent, before dallying. */
+  onComplete?: () => void;
 }
 
 /**
@@ -111,7 +113,9 @@ export async function receiveBlocks(
           lastAck = ack(block);
           await channel.send(lastAck);
           options.onProgress?.(stats.bytes);
-          await dally(channel, lastAck, block, options.dallyMs ?? settings.timeoutMs);
+          options.onComplete?.();
+          const dallyMs = options.dallyMs ?? settings.timeoutMs;
+          if (dallyMs > 0) await dally(channel, lastAck, block, dallyMs);
           return stats;
         }
         if (++inWindow >= windowsize) {

@@ -93,6 +93,7 @@ export async function runSession(
   let stats: TransferStats | null = null;
   let oackSent = false;
   let progressed = false;
+  let completedAt = 0;
   const onProgress = (bytes: number) => {
     record.bytes = bytes;
     progressed = true;
@@ -183,7 +184,7 @@ export async function runSession(
     reader?.close();
     if (writer && record.outcome !== "ok") await writer.abort();
     channel?.close();
-    record.duration_ms = Math.round(performance.now() - started);
+    record.duration_ms = Math.round((completedAt || performance.now()) - started);
     record.rate_bps = record.duration_ms > 0
       ? Math.round(record.bytes / (record.duration_ms / 1000))
       : record.bytes;
