@@ -1,0 +1,58 @@
+/**
+ * tftpkit: a TFTP server and client (RFC 1350 with option negotiation, blksize, timeout, tsize,
+ * windowsize and block-number rollover) for Deno.
+ *
+ * Serve a directory (uploads optional), one file under every name, or any {@linkcode FileSource}
+ * of your own; download and upload from code with {@linkcode get}, {@linkcode put} and friends.
+ * The server needs `--allow-net --allow-read` (and `--allow-write` for uploads) and the `net`
+ * unstable feature (`"unstable": ["net"]` in deno.json) for `Deno.listenDatagram`.
+ *
+ * @example Serve a directory until aborted
+ * ```ts ignore
+ * import { DirectorySource, serve } from "@tftpkit/tftpkit";
+ *
+ * const controller = new AbortController();
+ * const server = await serve({
+ *   source: await DirectorySource.open("/srv/tftp", { write: true }),
+ *   hostname: "127.0.0.1",
+ *   port: 6969,
+ *   signal: controller.signal,
+ * });
+ * console.log(`listening on port ${server.port}`);
+ * // … later
+ * controller.abort();
+ * await server.finished;
+ * ```
+ *
+ * @example Download and upload
+ * ```ts ignore
+ * import { get, put } from "@tftpkit/tftpkit";
+ *
+ * const target = { hostname: "127.0.0.1", port: 6969 };
+ * const bytes = await get(target, "pxelinux.0");
+ * await put(target, "backup.cfg", new TextEncoder().encode("hostname sw1\n"));
+ * ```
+ *
+ * @module
+ */
+
+export { serve, Server, type ServerOptions } from "./server/server.ts";
+export type { Outcome, TransferRecord } from "./server/session.ts";
+export { BindError, type PortRange } from "./server/addresses.ts";
+export { type DirectoryOptions, DirectorySource, SingleFileSource } from "./files.ts";
+export type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./source.ts";
+export {
+  type ClientOptions,
+  type ClientResult,
+  download,
+  get,
+  getToStream,
+  put,
+  readHandleOf,
+  type Target,
+  upload,
+} from "./client.ts";
+export { AbortedError, PeerError, TftpError, TimeoutError } from "./errors.ts";
+export { ErrorCode } from "./packet.ts";
+export { type MapRule, MapRulesError, parseMapRules } from "./names.ts";
+export { type LogFormat, type LoggingOptions, setupLogging } from "./log.ts";
