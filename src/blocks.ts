@@ -74,6 +74,10 @@ export class ChunkReader implements BlockSource {
   #eof = false;
 
   /**
+
+   * Creates the instance.
+
+   *
    * @param handle What to read from.
    * @param chunkSize Bytes per read.
    */
@@ -180,6 +184,10 @@ export class ChunkWriter implements BlockSink {
   written = 0;
 
   /**
+
+   * Creates the instance.
+
+   *
    * @param handle Where the bytes go.
    * @param chunkSize Bytes per write.
    * @param netascii Translate from netascii.

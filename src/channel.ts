@@ -192,6 +192,10 @@ export class SocketChannel extends WaitingChannel {
   #locked: boolean;
 
   /**
+
+   * Creates the instance.
+
+   *
    * @param conn The socket; the channel closes it.
    * @param peer Where datagrams go (in client mode: the server's request port).
    * @param options Signal and client mode.
@@ -284,6 +288,10 @@ export class MuxChannel extends WaitingChannel {
   static readonly MAX_QUEUE = 256;
 
   /**
+
+   * Creates the instance.
+
+   *
    * @param conn The listening socket (not closed by the channel).
    * @param peer The client.
    * @param onClose Called once on close, to unregister the peer from the listener.

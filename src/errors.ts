@@ -21,6 +21,8 @@ export class TftpError extends Error {
   /** The TFTP error code sent to the peer. */
   readonly code: number;
   /**
+   * Creates the instance.
+   *
    * @param code TFTP error code (see {@linkcode ErrorCode}).
    * @param message Short text sent to the peer.
    * @param options Standard error options (`cause`).
@@ -47,6 +49,8 @@ export class PeerError extends Error {
   /** The message the peer sent. */
   readonly peerMessage: string;
   /**
+   * Creates the instance.
+   *
    * @param code Code from the peer's ERROR packet.
    * @param message Message from the peer's ERROR packet.
    */
@@ -69,6 +73,8 @@ export class PeerError extends Error {
  */
 export class TimeoutError extends Error {
   /**
+   * Creates the instance.
+   *
    * @param message What was waited for.
    */
   constructor(message: string) {
@@ -88,6 +94,8 @@ export class TimeoutError extends Error {
  */
 export class AbortedError extends Error {
   /**
+   * Creates the instance.
+   *
    * @param message Why the transfer was stopped.
    */
   constructor(message = "transfer aborted") {

@@ -307,6 +307,8 @@ export class SingleFileSource implements FileSource {
   }
 
   /**
+   * Opens the file to serve.
+   *
    * @throws {Error} When `path` is not a regular file.
    */
   static async open(path: string): Promise<SingleFileSource> {

@@ -9,11 +9,13 @@ import {
   configure,
   getLogger as getLogtapeLogger,
   type Logger,
-  type LogLevel,
   type LogRecord,
   reset,
   type Sink,
 } from "@logtape/logtape";
+
+/** Severity levels, lowest first. */
+export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
 
 /** Output formats of {@linkcode setupLogging}. */
 export type LogFormat = "text" | "json";

@@ -41,6 +41,8 @@ export type { Outcome, TransferRecord } from "./server/session.ts";
 export { BindError, type PortRange } from "./server/addresses.ts";
 export { type DirectoryOptions, DirectorySource, SingleFileSource } from "./files.ts";
 export type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./source.ts";
+export type { TransferSettings, TransferStats } from "./engine/window.ts";
+export type { ReceiveSink } from "./engine/receive.ts";
 export {
   type ClientOptions,
   type ClientResult,
@@ -55,4 +57,4 @@ export {
 export { AbortedError, PeerError, TftpError, TimeoutError } from "./errors.ts";
 export { ErrorCode } from "./packet.ts";
 export { type MapRule, MapRulesError, parseMapRules } from "./names.ts";
-export { type LogFormat, type LoggingOptions, setupLogging } from "./log.ts";
+export { type LogFormat, type LoggingOptions, type LogLevel, setupLogging } from "./log.ts";

@@ -14,7 +14,9 @@ export const MAX_NAME_LENGTH = 1024;
 
 /** One `--map` rule: the first whose pattern matches rewrites the name. */
 export interface MapRule {
+  /** What the name must match. */
   pattern: RegExp;
+  /** The new name (`$1` refers to a group). */
   replacement: string;
   /** 1-based line in the rules file. */
   line: number;
@@ -25,6 +27,8 @@ export class MapRulesError extends Error {
   /** 1-based line of the problem. */
   readonly line: number;
   /**
+   * Creates the instance.
+   *
    * @param line The line number.
    * @param message What is wrong.
    */

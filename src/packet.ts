@@ -74,6 +74,8 @@ export type Packet = RequestPacket | DataPacket | AckPacket | ErrorPacket | Oack
 /** Raised by {@linkcode decode} for bytes that are not a well-formed TFTP packet. */
 export class PacketError extends Error {
   /**
+   * Creates the instance.
+   *
    * @param message What is wrong with the packet.
    */
   constructor(message: string) {

@@ -10,6 +10,8 @@ import { parseArgs, type ParseArgsConfig } from "node:util";
 /** A bad command line: printed as one line, exit code 2. */
 export class UsageError extends Error {
   /**
+   * Creates the instance.
+   *
    * @param message What is wrong, naming the flag.
    */
   constructor(message: string) {

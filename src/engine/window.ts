@@ -81,6 +81,10 @@ export class SendWindow {
   sent: number;
 
   /**
+
+   * Creates the instance.
+
+   *
    * @param blksize Payload size.
    * @param size Window size.
    * @param oack The OACK to send as block 0 (acknowledged by ACK 0), if any.

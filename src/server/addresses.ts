@@ -14,6 +14,8 @@
 /** A failure to bind, with a message an operator can act on. */
 export class BindError extends Error {
   /**
+   * Creates the instance.
+   *
    * @param message What went wrong and what to do.
    * @param options `cause`.
    */
@@ -147,7 +149,9 @@ export function bindUdp(hostname: string, port: number): Deno.DatagramConn {
 
 /** A range of UDP ports for transfer sockets (`--port-range`). */
 export interface PortRange {
+  /** Lowest port. */
   lo: number;
+  /** Highest port (inclusive). */
   hi: number;
 }
 

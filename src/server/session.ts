@@ -32,14 +32,21 @@ export interface TransferRecord {
   file: string;
   /** What was served or written (a path), when it got that far. */
   path?: string;
+  /** `octet` or `netascii`. */
   mode: string;
+  /** Payload bytes transferred (as sent on the wire). */
   bytes: number;
+  /** Negotiated block size. */
   blksize: number;
+  /** Negotiated window size. */
   windowsize: number;
+  /** Packets sent again (timeouts, rewinds). */
   retransmits: number;
+  /** From the request to the final ACK, in milliseconds. */
   duration_ms: number;
   /** Payload bytes per second. */
   rate_bps: number;
+  /** How it ended. */
   outcome: Outcome;
   /** The error's message, for outcomes other than `ok`. */
   error?: string;
