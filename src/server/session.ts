@@ -158,6 +158,7 @@ export async function runSession(
         {
           reply: oack.size ? encode({ op: "OACK", options: oack }) : ack(0),
           maxBytes: ctx.policy.maxUploadSize,
+          onComplete: () => (completedAt = performance.now()),
           onProgress,
         },
       );
