@@ -20,7 +20,14 @@ import type { FileSource, ReadHandle, WriteHandle } from "../source.ts";
 const log = getLogger("transfer");
 
 /** How a transfer ended. */
-export type Outcome = "ok" | "size-probe" | "peer-error" | "timeout" | "error" | "aborted";
+export type Outcome =
+  | "ok"
+  | "size-probe"
+  | "refused"
+  | "peer-error"
+  | "timeout"
+  | "error"
+  | "aborted";
 
 /** What the server reports about each finished transfer (also the JSON log fields). */
 export interface TransferRecord {
@@ -167,6 +174,7 @@ export async function runSession(
   } catch (e) {
     record.error = e instanceof Error ? e.message : String(e);
     if (e instanceof TftpError && !channel) {
+      record.outcome = "refused";
       ctx.reject(e.code, e.message);
     } else if (e instanceof PeerError) {
       // A client that reads the OACK and answers ERROR is asking for tsize (PXE does this).
@@ -214,6 +222,10 @@ function report(r: TransferRecord): void {
       break;
     case "size-probe":
       log.info(`${what} size probe: client read the OACK and ended the transfer`, props);
+      break;
+    case "refused":
+      // Refusals are routine (PXE ROMs and Raspberry Pis probe for files that do not exist).
+      log.info(`${what} refused: ${r.error}`, props);
       break;
     default:
       log.warn(`${what} failed (${r.outcome}): ${r.error}; ${dir} ${r.bytes} bytes`, props);
