@@ -244,6 +244,7 @@ export async function download(
       {
         reply: firstReply,
         first,
+        dallyMs: options.dallyMs ?? 0,
         onProgress: onProgress ? (b) => onProgress(b, tsize) : undefined,
       },
     );
