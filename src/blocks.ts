@@ -231,8 +231,13 @@ export class ChunkWriter implements BlockSink {
   /** Writes what is buffered and commits the handle. */
   async finish(): Promise<void> {
     if (this.#decoder) {
+      // A CR held back at the very end is kept as it is (already decoded: do not decode again).
       const rest = this.#decoder.flush();
-      if (rest.length) await this.write(rest);
+      if (rest.length) {
+        if (this.#len + rest.length > this.#buf.length) await this.#flush();
+        this.#buf.set(rest, this.#len);
+        this.#len += rest.length;
+      }
     }
     await this.#flush();
     await this.#handle.commit();

@@ -84,7 +84,8 @@ export class PacketError extends Error {
   }
 }
 
-const latin1 = new TextDecoder("latin1");
+// Strings in packets are ASCII in practice; decode as UTF-8 (what encode writes), leniently.
+const text = new TextDecoder();
 const encoder = new TextEncoder();
 
 /** Largest number of options a request may carry before it is refused as malformed. */
@@ -138,9 +139,9 @@ function decodeOptions(parts: Uint8Array[]): Map<string, string> {
   if (parts.length % 2 !== 0) throw new PacketError("option without a value");
   const options = new Map<string, string>();
   for (let i = 0; i < parts.length; i += 2) {
-    const name = latin1.decode(parts[i]).toLowerCase();
+    const name = text.decode(parts[i]).toLowerCase();
     if (name === "") throw new PacketError("empty option name");
-    if (!options.has(name)) options.set(name, latin1.decode(parts[i + 1]));
+    if (!options.has(name)) options.set(name, text.decode(parts[i + 1]));
   }
   return options;
 }
@@ -171,7 +172,7 @@ export function decode(bytes: Uint8Array): Packet {
       return {
         op: op === Opcode.RRQ ? "RRQ" : "WRQ",
         filename: parts[0].slice(),
-        mode: latin1.decode(parts[1]).toLowerCase(),
+        mode: text.decode(parts[1]).toLowerCase(),
         options: decodeOptions(parts.slice(2)),
       };
     }
@@ -186,7 +187,7 @@ export function decode(bytes: Uint8Array): Packet {
       // Many clients omit the final NUL or pad after it: take the text up to the first NUL.
       let end = bytes.indexOf(0, 4);
       if (end < 0) end = bytes.length;
-      return { op: "ERROR", code: blockOf(bytes), message: latin1.decode(bytes.subarray(4, end)) };
+      return { op: "ERROR", code: blockOf(bytes), message: text.decode(bytes.subarray(4, end)) };
     }
     case Opcode.OACK:
       return { op: "OACK", options: decodeOptions(splitStrings(bytes, 2)) };
@@ -350,7 +351,7 @@ export function describe(bytes: Uint8Array): string {
       case "OACK":
         return `OACK ${JSON.stringify(Object.fromEntries(p.options))}`;
       default:
-        return `${p.op} ${JSON.stringify(latin1.decode(p.filename))} ${p.mode}`;
+        return `${p.op} ${JSON.stringify(text.decode(p.filename))} ${p.mode}`;
     }
   } catch (e) {
     return `malformed packet (${(e as Error).message})`;

@@ -40,7 +40,7 @@ export function parse<O extends Options>(args: string[], options: O) {
     const msg = (e as Error).message;
     const unknown = /Unknown option '([^']+)'/.exec(msg);
     if (unknown) throw new UsageError(`unknown option '${unknown[1]}'`);
-    const missing = /Option '(-\S+)(?:, (--\S+))?[^']*' argument missing/.exec(msg);
+    const missing = /Option '(-[^\s,]+)(?:, (--[^\s,]+))?[^']*' argument missing/.exec(msg);
     if (missing) throw new UsageError(`option '${missing[2] ?? missing[1]}' needs a value`);
     throw new UsageError(msg.split("\n")[0]);
   }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { Channel } from "../channel.ts";
+import { type Channel, coarseNow } from "../channel.ts";
 import { PeerError, TftpError, TimeoutError } from "../errors.ts";
 import { ack, blockOf, ErrorCode, errorPacket, Opcode, opcodeOf, readError } from "../packet.ts";
 import type { TransferSettings, TransferStats } from "./window.ts";
@@ -65,7 +65,7 @@ export async function receiveBlocks(
   let expected = 1;
   let lastAck = options.reply ?? null;
   let inWindow = 0;
-  let gapReported = false;
+  let outOfOrder = 0;
   let tries = 0;
   let packet: Uint8Array | null = options.first ?? null;
   if (lastAck) await channel.send(lastAck);
@@ -108,14 +108,14 @@ export async function receiveBlocks(
         stats.blocks++;
         expected++;
         tries = 0;
-        gapReported = false;
+        outOfOrder = 0;
         if (length < blksize) {
           lastAck = ack(block);
           await channel.send(lastAck);
           options.onProgress?.(stats.bytes);
           options.onComplete?.();
           const dallyMs = options.dallyMs ?? settings.timeoutMs;
-          if (dallyMs > 0) await dally(channel, lastAck, block, dallyMs);
+          if (dallyMs > 0) await dally(channel, lastAck, block, windowsize, dallyMs);
           return stats;
         }
         if (++inWindow >= windowsize) {
@@ -124,14 +124,17 @@ export async function receiveBlocks(
           await channel.send(lastAck);
           options.onProgress?.(stats.bytes);
         }
-      } else if (windowsize === 1 || !gapReported) {
-        // A repeated block (our ACK was lost) or a gap: ACK the last block we have, once per gap
-        // in a window so a burst of out-of-order blocks does not draw a burst of ACKs.
-        gapReported = true;
+      } else {
+        // A repeated block (our ACK was lost) or a gap: ACK the last block we have, at once and
+        // then once per window's worth of further out-of-order blocks, so a burst does not draw a
+        // burst of ACKs but a window that is resent again (its ACK lost again) is answered again.
+        if (outOfOrder % windowsize === 0) {
+          if (expected > 1 || !lastAck) lastAck = ack(expected - 1);
+          stats.retransmits++;
+          await channel.send(lastAck);
+        }
+        outOfOrder++;
         inWindow = 0;
-        if (expected > 1 || !lastAck) lastAck = ack(expected - 1);
-        stats.retransmits++;
-        await channel.send(lastAck);
       }
     } else if (op === Opcode.ERROR) {
       const e = readError(packet);
@@ -147,12 +150,28 @@ async function fail(channel: Channel, code: number, message: string): Promise<ne
   throw e;
 }
 
-/** Stays a while after the final ACK and answers a repeated final DATA with the ACK again. */
-async function dally(channel: Channel, finalAck: Uint8Array, block: number, ms: number) {
-  for (let i = 0; i < 3; i++) {
-    const p = await channel.receive(ms).catch(() => null);
+/**
+ * Stays a while after the final ACK. A sender whose final ACK was lost resends from the start of
+ * its last window, so any DATA of the last window is answered with the final ACK again; anything
+ * else is ignored. Ends after `ms` without such a repeat.
+ */
+async function dally(
+  channel: Channel,
+  finalAck: Uint8Array,
+  block: number,
+  windowsize: number,
+  ms: number,
+): Promise<void> {
+  let deadline = coarseNow() + ms;
+  for (let replies = 0; replies < 64;) {
+    const left = deadline - coarseNow();
+    if (left <= 0) return;
+    const p = await channel.receive(left).catch(() => null);
     if (p === null) return;
-    if (opcodeOf(p) !== Opcode.DATA || blockOf(p) !== block) return;
+    if (opcodeOf(p) !== Opcode.DATA || p.length < 4) continue;
+    if (((block - blockOf(p)) & 0xffff) >= windowsize) continue;
     await channel.send(finalAck).catch(() => {});
+    replies++;
+    deadline = coarseNow() + ms;
   }
 }

@@ -163,7 +163,7 @@ export class SendWindow {
     if (k >= this.next) return "stale";
     this.base = k + 1;
     if (k === this.last) return "done";
-    if (k < this.next - 1 && k >= this.#recover) {
+    if (k < this.next - 1 && k > this.#recover) {
       this.#recover = this.next - 1;
       this.next = k + 1;
       return "rewind";

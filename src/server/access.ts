@@ -51,7 +51,9 @@ export function parseIp(text: string): Uint8Array | null {
   if (embedded) rest.length ? rest.pop() : head.pop();
   const want = 8 - tail.length;
   const fill = halves.length === 2 ? want - head.length - rest.length : 0;
-  if (fill < 0 || (halves.length === 1 && head.length !== want)) return null;
+  if ((halves.length === 2 && fill < 1) || (halves.length === 1 && head.length !== want)) {
+    return null;
+  }
   const groups = [...head, ...Array(fill).fill("0"), ...rest];
   if (!groups.every((g) => /^[0-9a-fA-F]{1,4}$/.test(g))) return null;
   const words = [...groups.map((g) => parseInt(g, 16)), ...tail];
@@ -80,12 +82,15 @@ export function parseCidr(text: string): Cidr {
   const [addr, bitsText, extra] = text.split("/");
   const bytes = parseIp(addr);
   if (!bytes || extra !== undefined) throw new Error(`not an IP address or CIDR block: ${text}`);
-  const max = bytes.length * 8;
-  const bits = bitsText === undefined ? max : Number(bitsText);
-  if (!/^\d+$/.test(bitsText ?? "0") || bits > max) {
-    throw new Error(`bad prefix length in ${text}: expected 0-${max}`);
+  // An IPv4-mapped IPv6 block (::ffff:a.b.c.d/n) is kept as IPv4: its prefix counts 96 bits less.
+  const mapped = addr.includes(":") && bytes.length === 4;
+  const min = mapped ? 96 : 0;
+  const max = mapped ? 128 : bytes.length * 8;
+  const given = bitsText === undefined ? max : Number(bitsText);
+  if (!/^\d+$/.test(bitsText ?? "0") || given > max || given < min) {
+    throw new Error(`bad prefix length in ${text}: expected ${min}-${max}`);
   }
-  return { bytes, bits, text };
+  return { bytes, bits: given - min, text };
 }
 
 /** Does `ip` (bytes from {@linkcode parseIp}) lie in `cidr`? */

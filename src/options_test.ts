@@ -1,0 +1,204 @@
+import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
+import { TftpError } from "./errors.ts";
+import {
+  LIMITS,
+  MAX_WINDOW_BYTES,
+  negotiate,
+  type NegotiationContext,
+  type NegotiationPolicy,
+} from "./options.ts";
+
+const policy: NegotiationPolicy = {
+  maxBlksize: 65464,
+  maxWindowsize: 65535,
+  timeoutMs: 3000,
+  retries: 4,
+};
+const rrq: NegotiationContext = { op: "RRQ", mode: "octet", fileSize: 1000 };
+const wrq: NegotiationContext = { op: "WRQ", mode: "octet" };
+
+function ask(
+  options: Array<[string, string]>,
+  context: NegotiationContext = rrq,
+  p: NegotiationPolicy = policy,
+) {
+  return negotiate(new Map(options), context, p);
+}
+
+Deno.test("negotiate without options gives RFC 1350 defaults and no OACK", () => {
+  const r = ask([]);
+  deepEqual(r.settings, { blksize: 512, windowsize: 1, timeoutMs: 3000, retries: 4 });
+  equal(r.oack.size, 0);
+  equal(r.tsize, undefined);
+});
+
+Deno.test("blksize is accepted from 8 to 65464 and clamped to the server's cap", async (t) => {
+  const cases: Array<[string, number | null, number?]> = [
+    // [requested, granted (null: left out), server cap]
+    ["0", null],
+    ["7", null],
+    ["8", 8],
+    ["512", 512],
+    ["1468", 1468],
+    ["65464", 65464],
+    ["65465", 65464],
+    ["100000", 65464],
+    ["9999999999", 65464],
+    ["1468", 1468, 1468],
+    ["1469", 1468, 1468],
+    ["9000", 1468, 1468],
+    ["600", 600, 1468],
+  ];
+  for (const [value, granted, cap] of cases) {
+    await t.step(`blksize ${value}${cap ? ` (cap ${cap})` : ""}`, () => {
+      const r = ask([["blksize", value]], rrq, { ...policy, maxBlksize: cap ?? policy.maxBlksize });
+      if (granted === null) {
+        equal(r.oack.has("blksize"), false);
+        equal(r.settings.blksize, 512);
+      } else {
+        equal(r.oack.get("blksize"), String(granted));
+        equal(r.settings.blksize, granted);
+      }
+    });
+  }
+  equal(LIMITS.blksize.min, 8);
+  equal(LIMITS.blksize.max, 65464);
+});
+
+Deno.test("timeout is accepted from 1 to 255 seconds", async (t) => {
+  const cases: Array<[string, number | null]> = [
+    ["0", null],
+    ["1", 1],
+    ["5", 5],
+    ["255", 255],
+    ["256", null],
+    ["1000", null],
+  ];
+  for (const [value, granted] of cases) {
+    await t.step(`timeout ${value}`, () => {
+      const r = ask([["timeout", value]]);
+      if (granted === null) {
+        equal(r.oack.has("timeout"), false);
+        equal(r.settings.timeoutMs, policy.timeoutMs, "the server's timeout stays");
+      } else {
+        equal(r.oack.get("timeout"), String(granted));
+        equal(r.settings.timeoutMs, granted * 1000);
+      }
+    });
+  }
+});
+
+Deno.test("windowsize is accepted from 1 to 65535, clamped to the cap and to MAX_WINDOW_BYTES", async (t) => {
+  const cases: Array<[Array<[string, string]>, number | null, number?]> = [
+    // [options, granted windowsize (null: left out), server cap]
+    [[["windowsize", "0"]], null],
+    [[["windowsize", "1"]], 1],
+    [[["windowsize", "16"]], 16],
+    [[["windowsize", "65535"]], 2048], // 1 MiB / 512
+    [[["windowsize", "65536"]], null],
+    [[["windowsize", "64"]], 32, 32],
+    [[["windowsize", "32"]], 32, 32],
+    // A window must fit in MAX_WINDOW_BYTES whatever blksize was granted.
+    [[["blksize", "65464"], ["windowsize", "64"]], Math.floor(MAX_WINDOW_BYTES / 65464)],
+    [[["windowsize", "64"], ["blksize", "65464"]], Math.floor(MAX_WINDOW_BYTES / 65464)],
+    [[["blksize", "1468"], ["windowsize", "1000"]], Math.floor(MAX_WINDOW_BYTES / 1468)],
+    [[["blksize", "1468"], ["windowsize", "714"]], 714],
+    [[["blksize", "65464"], ["windowsize", "1"]], 1],
+  ];
+  for (const [options, granted, cap] of cases) {
+    const name = options.map(([k, v]) => `${k} ${v}`).join(", ") + (cap ? ` (cap ${cap})` : "");
+    await t.step(name, () => {
+      const r = ask(options, rrq, { ...policy, maxWindowsize: cap ?? policy.maxWindowsize });
+      if (granted === null) {
+        equal(r.oack.has("windowsize"), false);
+        equal(r.settings.windowsize, 1);
+      } else {
+        equal(r.oack.get("windowsize"), String(granted));
+        equal(r.settings.windowsize, granted);
+        ok(r.settings.windowsize * r.settings.blksize <= MAX_WINDOW_BYTES || granted === 1);
+      }
+      // The OACK keeps the client's order even when windowsize was lowered afterwards.
+      deepEqual([...r.oack.keys()], options.map(([k]) => k).filter((k) => r.oack.has(k)));
+    });
+  }
+});
+
+Deno.test("tsize on a read answers the file size, except for empty files and netascii", async (t) => {
+  await t.step("octet with a size", () => {
+    const r = ask([["tsize", "0"]], { op: "RRQ", mode: "octet", fileSize: 123456 });
+    equal(r.oack.get("tsize"), "123456");
+  });
+  await t.step("empty file: no tsize", () => {
+    const r = ask([["tsize", "0"]], { op: "RRQ", mode: "octet", fileSize: 0 });
+    equal(r.oack.has("tsize"), false);
+    equal(r.oack.size, 0);
+  });
+  await t.step("unknown size: no tsize", () => {
+    const r = ask([["tsize", "0"]], { op: "RRQ", mode: "octet" });
+    equal(r.oack.has("tsize"), false);
+  });
+  await t.step("netascii: no tsize (the size on the wire differs)", () => {
+    const r = ask([["tsize", "0"]], { op: "RRQ", mode: "netascii", fileSize: 1000 });
+    equal(r.oack.has("tsize"), false);
+  });
+  await t.step("with other options, in the client's order", () => {
+    const r = ask([["tsize", "0"], ["blksize", "1024"]], rrq);
+    deepEqual([...r.oack], [["tsize", "1000"], ["blksize", "1024"]]);
+    equal(r.tsize, undefined, "tsize is reported for uploads only");
+  });
+});
+
+Deno.test("tsize on a write is echoed, and refused with ERROR 3 over the upload limit", async (t) => {
+  await t.step("echoed", () => {
+    const r = ask([["tsize", "5000"]], wrq, { ...policy, maxUploadSize: 5000 });
+    equal(r.oack.get("tsize"), "5000");
+    equal(r.tsize, 5000);
+  });
+  await t.step("no limit", () => {
+    const r = ask([["tsize", "99999999"]], wrq);
+    equal(r.tsize, 99999999);
+  });
+  await t.step("over maxUploadSize", () => {
+    throws(
+      () => ask([["tsize", "5001"]], wrq, { ...policy, maxUploadSize: 5000 }),
+      (e: unknown) => {
+        ok(e instanceof TftpError, String(e));
+        equal(e.code, 3);
+        match(e.message, /5001/);
+        match(e.message, /5000/);
+        return true;
+      },
+    );
+  });
+  await t.step("over the free space", () => {
+    throws(
+      () => ask([["tsize", "2000"]], { ...wrq, freeSpace: 1999 }),
+      (e: unknown) => e instanceof TftpError && e.code === 3,
+    );
+    equal(ask([["tsize", "2000"]], { ...wrq, freeSpace: 2000 }).tsize, 2000);
+  });
+});
+
+Deno.test("unknown options are ignored", () => {
+  const r = ask([["multicast", ""], ["utimeout", "1000"], ["rollover", "0"], ["blksize", "1024"]]);
+  deepEqual([...r.oack], [["blksize", "1024"]]);
+  equal(r.settings.blksize, 1024);
+});
+
+Deno.test("malformed option values are ignored", async (t) => {
+  for (const value of ["", "abc", "-1", "1e3", "0x200", "12.5", "12345678901", "5 1 2"]) {
+    await t.step(JSON.stringify(value), () => {
+      const r = ask(
+        [["blksize", value], ["timeout", value], ["windowsize", value], [
+          "tsize",
+          value,
+        ]],
+        wrq,
+        { ...policy, maxUploadSize: 1 },
+      );
+      equal(r.oack.size, 0);
+      deepEqual(r.settings, { blksize: 512, windowsize: 1, timeoutMs: 3000, retries: 4 });
+      equal(r.tsize, undefined);
+    });
+  }
+});
