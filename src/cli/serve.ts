@@ -40,7 +40,8 @@ Serve PATH over TFTP: a directory is served as a tree; a single file is returned
 requested name. PATH defaults to the current directory.
 
 Listening:
-  --address ADDR            IPv4 or IPv6 address to listen on (default: every local address)
+  --address ADDR            IPv4 or IPv6 address to listen on; repeatable (default: every local
+                            address when they can be listed, else one wildcard socket)
   --port N                  UDP port (default 69; below 1024 needs root or CAP_NET_BIND_SERVICE)
   --single-port             run every transfer over the listening port (NAT, firewalls, containers)
   --port-range LO-HI        use only these ports for transfer sockets
@@ -77,7 +78,7 @@ Exit codes: 0 stopped (signal or --max-transfers reached), 1 error, 2 bad comman
 `;
 
 const FLAGS = {
-  address: { type: "string" },
+  address: { type: "string", multiple: true },
   port: { type: "string" },
   "single-port": { type: "boolean" },
   "port-range": { type: "string" },
@@ -151,7 +152,7 @@ export function parseServeArgs(args: string[]): ServeConfig {
   return {
     path: positionals[0] ?? ".",
     server: {
-      hostname: v.address === undefined ? undefined : addressFlag("--address", v.address),
+      hostname: addresses(v.address),
       port: int("port", 0, 65535) ?? 69,
       singlePort: v["single-port"] ?? false,
       portRange: v["port-range"] ? rangeFlag("--port-range", v["port-range"]) : undefined,
@@ -179,6 +180,12 @@ export function parseServeArgs(args: string[]): ServeConfig {
       : choiceFlag("--log-format", v["log-format"], ["text", "json"]),
     help: v.help ?? false,
   };
+}
+
+function addresses(values: string[] | undefined): string | string[] | undefined {
+  if (!values?.length) return undefined;
+  const list = values.map((a) => addressFlag("--address", a));
+  return list.length === 1 ? list[0] : list;
 }
 
 async function openSource(config: ServeConfig): Promise<FileSource> {
@@ -247,14 +254,20 @@ export async function runServe(args: string[]): Promise<number> {
   const log = getLogger("server");
   const source = await openSource(config);
   const controller = new AbortController();
+  // Listen for signals before anything is printed: whoever waits for the start line may stop us
+  // right after it, and an unhandled SIGTERM would kill the process instead of stopping it.
+  const stop = () => controller.abort();
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, stop);
   let succeeded = 0;
   let exitCode: number = ServeExit.OK;
   let idleTimer: ReturnType<typeof setTimeout> | undefined;
+  let active = () => 0;
   const armIdle = () => {
     if (config.idleExitMs === undefined) return;
     clearTimeout(idleTimer);
     idleTimer = setTimeout(() => {
-      if (server.activeTransfers > 0) return armIdle();
+      if (active() > 0) return armIdle();
       log.info("no transfer for {seconds} s (--idle-exit): stopping", {
         event: "idle-exit",
         seconds: config.idleExitMs! / 1000,
@@ -263,36 +276,41 @@ export async function runServe(args: string[]): Promise<number> {
       controller.abort();
     }, config.idleExitMs);
   };
-  const server = await serve({
-    ...config.server,
-    source,
-    signal: controller.signal,
-    onTransfer: (record) => {
-      armIdle();
-      if (record.outcome !== "ok" || config.maxTransfers === undefined) return;
-      if (++succeeded === config.maxTransfers) {
-        log.info("{count} transfers done (--max-transfers): stopping", {
-          event: "max-transfers",
-          count: succeeded,
-        });
-        controller.abort();
-      }
-    },
-  });
-  armIdle();
-  const where = server.addresses.map(formatAddr);
-  log.info(`listening on ${where.join(" ")} serving ${source.describe()}`, {
-    event: "listening",
-    addresses: where,
-    port: server.port,
-    source: source.describe(),
-  });
-  const stop = () => controller.abort();
-  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-  for (const s of signals) Deno.addSignalListener(s, stop);
-  await server.finished;
-  clearTimeout(idleTimer);
-  for (const s of signals) Deno.removeSignalListener(s, stop);
-  log.info("stopped", { event: "stopped" });
-  return exitCode;
+  try {
+    return await runUntilStopped();
+  } finally {
+    clearTimeout(idleTimer);
+    for (const s of signals) Deno.removeSignalListener(s, stop);
+  }
+
+  async function runUntilStopped(): Promise<number> {
+    const server = await serve({
+      ...config.server,
+      source,
+      signal: controller.signal,
+      onTransfer: (record) => {
+        armIdle();
+        if (record.outcome !== "ok" || config.maxTransfers === undefined) return;
+        if (++succeeded === config.maxTransfers) {
+          log.info("{count} transfers done (--max-transfers): stopping", {
+            event: "max-transfers",
+            count: succeeded,
+          });
+          controller.abort();
+        }
+      },
+    });
+    active = () => server.activeTransfers;
+    armIdle();
+    const where = server.addresses.map(formatAddr);
+    log.info(`listening on ${where.join(" ")} serving ${source.describe()}`, {
+      event: "listening",
+      addresses: where,
+      port: server.port,
+      source: source.describe(),
+    });
+    await server.finished;
+    log.info("stopped", { event: "stopped" });
+    return exitCode;
+  }
 }

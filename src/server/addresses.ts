@@ -3,10 +3,12 @@
  *
  * Deno does not report the address a datagram was sent to, so "listen on every address" is done
  * with one socket per local address: a transfer's socket is then bound to the address the
- * client targeted, and replies come from it (firmware drops replies from another address). On
- * Linux the local addresses are read from `/proc/net/fib_trie` and `/proc/net/if_inet6`, which
- * needs only `--allow-read`; elsewhere one wildcard socket is used and the operating system picks
- * the reply address.
+ * client targeted, and replies come from it (firmware drops replies from another address).
+ *
+ * Listing the local addresses needs a permission beyond `--allow-net --allow-read` in Deno 2:
+ * `Deno.networkInterfaces()` needs `--allow-sys=networkInterfaces` (any OS), and `/proc/net/*`
+ * needs `--allow-all` (Linux). Without either, one wildcard socket is used and the operating
+ * system picks the reply address; `--address` (repeatable) names addresses explicitly.
  *
  * @module
  */
@@ -89,9 +91,14 @@ function compressIpv6(groups: string[]): string {
   return `${head}::${tail}`;
 }
 
+/** Is `address` an IPv6 link-local address (fe80::/10, which needs a scope to bind)? */
+function isLinkLocal(address: string): boolean {
+  return /^fe[89ab][0-9a-f]:/i.test(address);
+}
+
 /**
- * The local unicast addresses of this machine, or `null` where they cannot be read (not Linux,
- * or no read permission for `/proc`).
+ * The local unicast addresses of this machine, or `null` where they cannot be listed with the
+ * permissions granted (see the module documentation). Never prompts for a permission.
  *
  * @example
  * ```ts ignore
@@ -100,6 +107,15 @@ function compressIpv6(groups: string[]): string {
  * ```
  */
 export async function localAddresses(family: "any" | "ipv4" = "any"): Promise<string[] | null> {
+  const sys = await Deno.permissions.query({ name: "sys", kind: "networkInterfaces" });
+  if (sys.state === "granted") {
+    const found = new Set<string>();
+    for (const i of Deno.networkInterfaces()) {
+      if (i.family === "IPv6" && (family === "ipv4" || isLinkLocal(i.address))) continue;
+      found.add(i.address);
+    }
+    return found.size > 0 ? [...found] : null;
+  }
   if (Deno.build.os !== "linux") return null;
   try {
     const v4 = parseFibTrie(await Deno.readTextFile("/proc/net/fib_trie"));

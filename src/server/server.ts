@@ -34,8 +34,11 @@ const log = getLogger("server");
 export interface ServerOptions {
   /** Where files come from (see `DirectorySource`, `SingleFileSource`). */
   source: FileSource;
-  /** Address to listen on; default: every local address (one socket each on Linux). */
-  hostname?: string;
+  /**
+   * Address or addresses to listen on; default: every local address, one socket each (when
+   * they can be listed: `--allow-sys=networkInterfaces`), else one wildcard socket.
+   */
+  hostname?: string | string[];
   /** UDP port (default 69). 0 picks a free port, the same on every address. */
   port?: number;
   /** Run every transfer over the listening socket itself (for NAT and firewalls). */
@@ -99,6 +102,7 @@ export class Server {
   #closing: Promise<void> | null = null;
   #rescan: ReturnType<typeof setInterval> | undefined;
   #port = 0;
+  #wildcard = false;
   #finished!: () => void;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void> = new Promise((r) => (this.#finished = r));
@@ -144,18 +148,29 @@ export class Server {
       throw e;
     }
     if (this.#listeners.size === 0) throw new BindError("no address to listen on");
-    if (isAll(o.hostname) && wanted.length > 1) {
+    if (this.#wildcard) {
+      log.warn(
+        "cannot list local addresses (grant --allow-sys=networkInterfaces): listening on one " +
+          "wildcard socket, so replies come from the address the OS picks; on a multi-homed " +
+          "host pass --address for each address",
+        { event: "wildcard" },
+      );
+    } else if (!Array.isArray(o.hostname) && isAll(o.hostname) && wanted.length > 1) {
       this.#rescan = setInterval(() => this.#refreshAddresses(), 30_000);
     }
-    o.signal?.addEventListener("abort", () => this.close(), { once: true });
+    if (o.signal?.aborted) this.close();
+    else o.signal?.addEventListener("abort", () => this.close(), { once: true });
   }
 
   async #addressesToBind(): Promise<string[]> {
     const h = this.#options.hostname;
-    if (!isAll(h)) return [h!];
-    const local = await localAddresses(h === "0.0.0.0" ? "ipv4" : "any");
+    if (Array.isArray(h) && h.length > 1) return h;
+    const one = Array.isArray(h) ? h[0] : h;
+    if (!isAll(one)) return [one!];
+    const local = await localAddresses(one === "0.0.0.0" ? "ipv4" : "any");
     if (local) return local;
-    return [h ?? "::"];
+    this.#wildcard = true;
+    return [one ?? "::"];
   }
 
   #bind(hostname: string): void {

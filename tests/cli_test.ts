@@ -1,0 +1,497 @@
+/**
+ * The command-line contract of `tftpkit`, each case run as a subprocess with exactly
+ * `--allow-net --allow-read` (what the README documents for serving): help and version, usage
+ * errors (exit 2, one line naming the flag), start-up failures (exit 1, one line, no stack
+ * trace), the start line, JSON logs, `--once`, `--max-transfers`, `--idle-exit`, signals, and
+ * the `get`/`put` usage errors.
+ */
+
+import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
+import { join } from "node:path";
+import config from "../deno.json" with { type: "json" };
+import { DirectorySource, get, PeerError, serve } from "../src/mod.ts";
+import { MAIN, makeFile, ROOT, run, type ServerProcess, startServer } from "./support/server.ts";
+
+const PERMS = ["--allow-net", "--allow-read"];
+const target = (port: number) => ({ hostname: "127.0.0.1", port });
+
+/** `deno run --allow-net --allow-read main.ts ARGS…`. */
+function tftpkit(args: string[], options: Parameters<typeof run>[2] = {}) {
+  return run(Deno.execPath(), ["run", ...PERMS, MAIN, ...args], { cwd: ROOT, ...options });
+}
+
+/** Asserts `text` is exactly one non-empty line without a stack trace, and returns it. */
+function oneLine(text: string, what: string): string {
+  const lines = text.trimEnd().split("\n");
+  equal(lines.length, 1, `${what}: expected one line, got:\n${text}`);
+  ok(lines[0].length > 0, `${what}: empty message`);
+  ok(!/^\s+at |Uncaught|error: /m.test(text), `${what}: looks like a stack trace:\n${text}`);
+  return lines[0];
+}
+
+/** Resolves with `p`, or rejects after `ms`. */
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A served directory with `hello.bin` (5000 bytes). */
+async function servedDir(): Promise<{ dir: string; hello: Uint8Array }> {
+  const dir = await Deno.makeTempDir({ prefix: "tftpkit-cli-" });
+  const hello = await makeFile(join(dir, "hello.bin"), 5000, 7);
+  return { dir, hello };
+}
+
+/** Stops a server that may already have exited (cleanup). */
+async function ensureStopped(server: ServerProcess | undefined) {
+  if (server) await server.stop("SIGKILL");
+}
+
+const SERVE_FLAGS = [
+  "--address",
+  "--port",
+  "--single-port",
+  "--port-range",
+  "--write",
+  "--overwrite",
+  "--ignore-case",
+  "--map",
+  "--max-upload-size",
+  "--max-blksize",
+  "--max-windowsize",
+  "--timeout",
+  "--retries",
+  "--max-sessions",
+  "--max-sessions-per-client",
+  "--allow",
+  "--deny",
+  "--once",
+  "--max-transfers",
+  "--idle-exit",
+  "-v",
+  "--verbose",
+  "--log-format",
+  "-h",
+  "--help",
+];
+const CLIENT_FLAGS = [
+  "--blksize",
+  "--windowsize",
+  "--timeout",
+  "--retries",
+  "--mode",
+  "--no-options",
+  "-q",
+  "--quiet",
+  "-h",
+  "--help",
+];
+
+Deno.test("--help exits 0 and each command's help lists every one of its flags", async (t) => {
+  await t.step("tftpkit --help names the three commands", async () => {
+    const r = await tftpkit(["--help"]);
+    equal(r.code, 0, r.stderr);
+    equal(r.stderr, "");
+    for (const cmd of ["serve", "get", "put", "--version"]) ok(r.stdout.includes(cmd), cmd);
+  });
+  const cases: Array<[string, string[]]> = [
+    ["serve", SERVE_FLAGS],
+    ["get", CLIENT_FLAGS],
+    ["put", CLIENT_FLAGS],
+  ];
+  for (const [cmd, flags] of cases) {
+    await t.step(`tftpkit ${cmd} --help lists ${flags.length} flags`, async () => {
+      const r = await tftpkit([cmd, "--help"]);
+      equal(r.code, 0, r.stderr);
+      equal(r.stderr, "");
+      match(r.stdout, new RegExp(`^Usage: tftpkit ${cmd} `));
+      for (const flag of flags) {
+        ok(
+          new RegExp(`(^|[\\s,])${flag}(?![\\w-])`, "m").test(r.stdout),
+          `${cmd} --help lacks ${flag}`,
+        );
+      }
+    });
+  }
+});
+
+Deno.test("--version prints the version from deno.json and exits 0", async () => {
+  const r = await tftpkit(["--version"]);
+  equal(r.code, 0, r.stderr);
+  equal(r.stdout.trim(), `tftpkit ${config.version}`);
+  equal(r.stderr, "");
+});
+
+Deno.test("an unknown flag or command exits 2 with one line naming it", async () => {
+  const cases: Array<[string[], string]> = [
+    [["serve", "--bogus"], "--bogus"],
+    [["get", "--frobnicate", "127.0.0.1", "x"], "--frobnicate"],
+    [["put", "--port", "5", "127.0.0.1", "x"], "--port"],
+    [["fly"], "fly"],
+  ];
+  await Promise.all(cases.map(async ([args, name]) => {
+    const r = await tftpkit(args);
+    const what = args.join(" ");
+    equal(r.code, 2, `${what}: ${r.stderr}`);
+    equal(r.stdout, "", what);
+    const line = oneLine(r.stderr, what);
+    ok(line.startsWith("tftpkit"), line);
+    ok(line.includes(`'${name}'`), `${what}: ${line}`);
+  }));
+});
+
+Deno.test("bad flag values exit 2 with one line naming the flag", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tftpkit-cli-" });
+  try {
+    const file = join(dir, "one.img");
+    await makeFile(file, 100);
+    const cases: Array<[string[], string]> = [
+      [["--port", "70000"], "--port"],
+      [["--port", "abc"], "--port"],
+      [["--port"], "--port"],
+      [["--max-blksize", "7"], "--max-blksize"],
+      [["--max-windowsize", "0"], "--max-windowsize"],
+      [["--log-format", "xml"], "--log-format"],
+      [["--address", "nonsense"], "--address"],
+      [["--address", "300.1.1.1"], "--address"],
+      [["--port-range", "5-1"], "--port-range"],
+      [["--timeout", "0"], "--timeout"],
+      [["--retries", "0"], "--retries"],
+      [["--max-upload-size", "lots"], "--max-upload-size"],
+      [["--max-transfers", "0"], "--max-transfers"],
+      [["--idle-exit", "soon"], "--idle-exit"],
+      [["--allow", "x/y"], "--allow"],
+      [["--map", join(dir, "no-such-map")], "--map"],
+      [["--overwrite"], "--overwrite"],
+      [[file, "--write"], "--write"],
+    ];
+    await Promise.all(cases.map(async ([args, flag]) => {
+      // Safe defaults first (a later flag wins), so a server that wrongly starts stays local.
+      const r = await tftpkit(["serve", "--address", "127.0.0.1", "--port", "0", ...args], {
+        timeoutMs: 30_000,
+      });
+      const what = `serve ${args.join(" ")}`;
+      equal(r.code, 2, `${what}: exit ${r.code}\n${r.stdout}${r.stderr}`);
+      equal(r.stdout, "", what);
+      const line = oneLine(r.stderr, what);
+      match(line, /^tftpkit serve: /, what);
+      ok(line.includes(flag), `${what}: message does not name ${flag}: ${line}`);
+    }));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a busy port exits 1 with one clear line and no stack trace", async () => {
+  const blocker = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+  const { dir } = await servedDir();
+  try {
+    const port = (blocker.addr as Deno.NetAddr).port;
+    const r = await tftpkit(["serve", dir, "--address", "127.0.0.1", "--port", String(port)]);
+    equal(r.code, 1, `exit ${r.code}\n${r.stdout}${r.stderr}`);
+    ok(!r.stdout.includes("listening on"), r.stdout);
+    const line = oneLine(r.stderr, "busy port");
+    match(line, /^tftpkit serve: /);
+    ok(line.includes(`127.0.0.1:${port}`), line);
+    match(line, /already in use/);
+  } finally {
+    blocker.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a missing PATH exits 2 with one line naming it", async () => {
+  const missing = join(await Deno.makeTempDir({ prefix: "tftpkit-cli-" }), "gone");
+  try {
+    const r = await tftpkit(["serve", missing, "--address", "127.0.0.1", "--port", "0"]);
+    equal(r.code, 2, `exit ${r.code}\n${r.stdout}${r.stderr}`);
+    ok(!r.stdout.includes("listening on"), r.stdout);
+    const line = oneLine(r.stderr, "missing path");
+    ok(line.includes(missing), line);
+    match(line, /no such file or directory/i);
+  } finally {
+    await Deno.remove(join(missing, ".."), { recursive: true });
+  }
+});
+
+Deno.test("--write without --allow-write refuses to start and says to add --allow-write", async () => {
+  const { dir } = await servedDir();
+  try {
+    const r = await tftpkit(["serve", dir, "--write", "--address", "127.0.0.1", "--port", "0"]);
+    ok(r.code !== 0, "the server started without write permission");
+    ok(!r.stdout.includes("listening on"), r.stdout);
+    const line = oneLine(r.stderr, "--write without --allow-write");
+    match(line, /^tftpkit serve: /);
+    ok(line.includes("--write"), line);
+    ok(line.includes("--allow-write"), line);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the start line says what is served and where", async (t) => {
+  const { dir, hello } = await servedDir();
+  const realDir = await Deno.realPath(dir);
+  try {
+    await t.step("a directory, read-only", async () => {
+      const s = await startServer([dir]);
+      try {
+        const line = await s.waitFor(/listening on /);
+        match(line, / INFO +listening on 127\.0\.0\.1:\d+ serving directory /);
+        ok(line.includes(`127.0.0.1:${s.port}`), line);
+        ok(line.includes(`directory ${realDir} (read-only)`), line);
+        equal(s.lines.length, 1, s.lines.join("\n"));
+      } finally {
+        equal(await s.stop(), 0);
+      }
+    });
+    await t.step("a directory accepting uploads", async () => {
+      const s = await startServer([dir, "--write"], { write: true });
+      try {
+        const line = await s.waitFor(/listening on /);
+        ok(line.includes(`127.0.0.1:${s.port} serving directory ${realDir} (uploads`), line);
+      } finally {
+        equal(await s.stop(), 0);
+      }
+    });
+    await t.step("one file under every name, and it is served", async () => {
+      const s = await startServer([join(dir, "hello.bin")]);
+      try {
+        const line = await s.waitFor(/listening on /);
+        ok(line.includes(`127.0.0.1:${s.port} serving file ${realDir}/hello.bin`), line);
+        match(line, /under every name/);
+        deepEqual(await get(target(s.port), "any/name/at/all"), hello);
+      } finally {
+        equal(await s.stop(), 0);
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--log-format json writes one JSON object per line with stable transfer fields", async () => {
+  const { dir, hello } = await servedDir();
+  let s: ServerProcess | undefined;
+  try {
+    s = await startServer([dir, "--log-format", "json"]);
+    const first = JSON.parse(await s.waitFor(/"event":"listening"/));
+    equal(first.event, "listening");
+    equal(first.port, s.port);
+    deepEqual(first.addresses, [`127.0.0.1:${s.port}`]);
+    match(first.source, /^directory .* \(read-only\)$/);
+    equal(first.level, "info");
+    ok(!Number.isNaN(Date.parse(first.time)), first.time);
+
+    deepEqual(await get(target(s.port), "hello.bin"), hello);
+    await rejects(get(target(s.port), "missing.bin"), (e: unknown) => {
+      ok(e instanceof PeerError, String(e));
+      equal(e.code, 1);
+      return true;
+    });
+    await s.waitFor(/"file":"missing\.bin"/);
+    await s.waitFor(/"file":"hello\.bin"/);
+    equal(await s.stop("SIGTERM"), 0);
+
+    const records = s.lines.filter((l) => l.trim()).map((l) => {
+      try {
+        return JSON.parse(l);
+      } catch {
+        throw new Error(`not a JSON line: ${l}`);
+      }
+    });
+    for (const r of records) {
+      ok(r && typeof r === "object" && !Array.isArray(r), JSON.stringify(r));
+      for (const key of ["time", "level", "msg"]) {
+        ok(key in r, `${key} missing: ${JSON.stringify(r)}`);
+      }
+    }
+    const transfers = records.filter((r) => r.event === "transfer");
+    equal(transfers.length, 2, JSON.stringify(records));
+    for (const r of transfers) {
+      for (
+        const key of ["event", "op", "peer", "file", "bytes", "duration_ms", "rate_bps", "outcome"]
+      ) {
+        ok(key in r, `${key} missing: ${JSON.stringify(r)}`);
+      }
+      equal(r.op, "RRQ");
+      match(r.peer, /^127\.0\.0\.1:\d+$/);
+      equal(typeof r.bytes, "number");
+      ok(Number.isInteger(r.duration_ms) && r.duration_ms >= 0, JSON.stringify(r));
+      ok(typeof r.rate_bps === "number" && r.rate_bps >= 0, JSON.stringify(r));
+    }
+    const good = transfers.find((r) => r.file === "hello.bin");
+    const bad = transfers.find((r) => r.file === "missing.bin");
+    equal(good.outcome, "ok");
+    equal(good.bytes, hello.length);
+    equal(good.level, "info");
+    ok(good.rate_bps > 0, JSON.stringify(good));
+    equal(bad.outcome, "refused");
+    equal(bad.level, "info");
+    equal(bad.bytes, 0);
+    match(bad.error, /not found/);
+    ok(records.some((r) => r.event === "stopped"), "no stopped event");
+  } finally {
+    await ensureStopped(s);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--once exits 0 after one successful transfer and not after a failed one", async () => {
+  const { dir, hello } = await servedDir();
+  let s: ServerProcess | undefined;
+  try {
+    s = await startServer([dir, "--once"]);
+    await rejects(get(target(s.port), "missing.bin"), PeerError);
+    // Still serving after the failure: this download would time out otherwise.
+    deepEqual(await get(target(s.port), "hello.bin"), hello);
+    equal(await within(s.exited, 20_000, "--once exit"), 0, s.lines.join("\n"));
+    ok(s.lines.some((l) => /max-transfers|transfers done/.test(l)), s.lines.join("\n"));
+  } finally {
+    await ensureStopped(s);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--max-transfers 2 exits 0 after the second successful transfer", async () => {
+  const { dir, hello } = await servedDir();
+  let s: ServerProcess | undefined;
+  try {
+    s = await startServer([dir, "--max-transfers", "2"]);
+    deepEqual(await get(target(s.port), "hello.bin"), hello);
+    await rejects(get(target(s.port), "missing.bin"), PeerError);
+    // The failure did not count: this is the second success, and the server is still there.
+    deepEqual(await get(target(s.port), "hello.bin"), hello);
+    equal(await within(s.exited, 20_000, "--max-transfers exit"), 0, s.lines.join("\n"));
+    equal(s.lines.filter((l) => / ok: /.test(l)).length, 2, s.lines.join("\n"));
+  } finally {
+    await ensureStopped(s);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("--idle-exit exits 0 when idle, or 3 when --max-transfers was not reached", async (t) => {
+  const { dir } = await servedDir();
+  try {
+    await t.step("--idle-exit 1 with no transfer exits 0", async () => {
+      const s = await startServer([dir, "--idle-exit", "1"]);
+      try {
+        equal(await within(s.exited, 20_000, "--idle-exit"), 0, s.lines.join("\n"));
+        ok(s.lines.some((l) => /idle-exit/.test(l)), s.lines.join("\n"));
+      } finally {
+        await ensureStopped(s);
+      }
+    });
+    await t.step("--idle-exit 1 --max-transfers 5 with no transfer exits 3", async () => {
+      const s = await startServer([dir, "--idle-exit", "1", "--max-transfers", "5"]);
+      try {
+        equal(await within(s.exited, 20_000, "--idle-exit"), 3, s.lines.join("\n"));
+      } finally {
+        await ensureStopped(s);
+      }
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("SIGINT and SIGTERM stop the server with exit 0", async (t) => {
+  const { dir, hello } = await servedDir();
+  try {
+    await t.step("SIGTERM as soon as the start line is printed (10 times)", async () => {
+      // A supervisor that waits for the start line and then stops the server must see exit 0:
+      // the start line must not appear before the signal handlers are in place.
+      const codes: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        const s = await startServer([dir]);
+        codes.push(await within(s.stop("SIGTERM"), 20_000, "SIGTERM"));
+      }
+      deepEqual(codes, Array(10).fill(0), `exit codes: ${codes.join(",")}`);
+    });
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      await t.step(signal, async () => {
+        const s = await startServer([dir]);
+        try {
+          deepEqual(await get(target(s.port), "hello.bin"), hello);
+          await s.waitFor(/ ok: /);
+          equal(await within(s.stop(signal), 20_000, signal), 0, s.lines.join("\n"));
+          ok(s.lines.some((l) => /\bstopped\b/.test(l)), s.lines.join("\n"));
+        } finally {
+          await ensureStopped(s);
+        }
+      });
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("get and put usage errors exit 2 with one line", async () => {
+  const cases: Array<[string[], RegExp]> = [
+    [["get"], /missing HOST/],
+    [["put"], /missing HOST/],
+    [["get", "127.0.0.1"], /missing REMOTE/],
+    [["put", "127.0.0.1"], /missing LOCAL/],
+    [["get", "127.0.0.1", "a", "b", "c"], /too many arguments/],
+    [["get", "127.0.0.1:abc", "x"], /port/],
+    [["get", "tftp://", "x"], /tftp:\/\//],
+    [["get", "--blksize", "7", "127.0.0.1", "x"], /--blksize/],
+    [["get", "--windowsize", "0", "127.0.0.1", "x"], /--windowsize/],
+    [["get", "--mode", "mail", "127.0.0.1", "x"], /--mode/],
+    [["put", "--timeout", "0", "127.0.0.1", "README.md", "r"], /--timeout/],
+    [["get", "--retries", "abc", "127.0.0.1", "x"], /--retries/],
+    [["put", "127.0.0.1", "-"], /REMOTE/],
+  ];
+  await Promise.all(cases.map(async ([args, pattern]) => {
+    const what = args.join(" ");
+    const r = await tftpkit(args);
+    equal(r.code, 2, `${what}: exit ${r.code}\n${r.stdout}${r.stderr}`);
+    equal(r.stdout, "", what);
+    const line = oneLine(r.stderr, what);
+    match(line, new RegExp(`^tftpkit ${args[0]}: `), what);
+    match(line, pattern, what);
+  }));
+});
+
+Deno.test("get to standard output and put need only --allow-net --allow-read", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tftpkit-cli-" });
+  const controller = new AbortController();
+  const server = await serve({
+    source: await DirectorySource.open(dir, { write: true }),
+    hostname: "127.0.0.1",
+    port: 0,
+    signal: controller.signal,
+  });
+  try {
+    const local = join(dir, "..", `${crypto.randomUUID()}.bin`);
+    const data = await makeFile(local, 70_001, 3);
+    try {
+      const put = await tftpkit(["put", "-q", `127.0.0.1:${server.port}`, local, "up.bin"]);
+      equal(put.code, 0, put.stderr);
+      deepEqual(await Deno.readFile(join(dir, "up.bin")), data);
+      const got = await tftpkit(["get", "-q", `127.0.0.1:${server.port}`, "up.bin", "-"]);
+      equal(got.code, 0, got.stderr);
+      deepEqual(got.out, data);
+      const missing = await tftpkit(["get", "-q", `127.0.0.1:${server.port}`, "nope.bin", "-"]);
+      equal(missing.code, 1);
+      equal(missing.out.length, 0);
+      const line = oneLine(missing.stderr, "failed get");
+      match(line, /^tftpkit get: .*not found/);
+    } finally {
+      await Deno.remove(local);
+    }
+  } finally {
+    controller.abort();
+    await server.finished;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
