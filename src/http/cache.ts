@@ -30,6 +30,8 @@ import { diskHandle, Flight, TailHandle, toTftp } from "./cache_handles.ts";
 import { type CacheEntry, cacheKey, CacheStore } from "./cache_store.ts";
 import { type OriginBody, type OriginClient, redactUrl, type Validators } from "./origin_client.ts";
 
+export type { CacheEntry } from "./cache_store.ts";
+
 const log = getLogger("http");
 
 /** Default `maxBytes`: 1 GiB. */
@@ -103,7 +105,7 @@ export class HttpCache {
    * removed; entries over `maxBytes` are evicted.
    *
    * @throws {RangeError} For a negative or non-finite `maxBytes` or `ttlSeconds`.
-   * @throws {Deno.errors.PermissionDenied} Without write access to `dir` (`--allow-write=DIR`).
+   * @throws {Deno.errors.NotCapable} Without write permission for `dir` (`--allow-write=DIR`).
    */
   static async open(dir: string, options: CacheOptions = {}): Promise<HttpCache> {
     const maxBytes = options.maxBytes ?? DEFAULT_CACHE_MAX_BYTES;

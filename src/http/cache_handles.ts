@@ -119,6 +119,12 @@ export class TailHandle implements ReadHandle {
   #pos = 0;
   #closed = false;
 
+  /**
+   * Creates the instance.
+   *
+   * @param flight The download to follow.
+   * @param file The temporary file, opened for reading.
+   */
   constructor(flight: Flight, file: Deno.FsFile) {
     this.#flight = flight;
     this.#file = file;

@@ -26,7 +26,11 @@ export {
   DEFAULT_HEADERS_TIMEOUT_MS,
   DEFAULT_IDLE_TIMEOUT_MS,
   DEFAULT_MAX_REDIRECTS,
+  OriginBody,
+  OriginClient,
   type OriginOptions,
+  type OriginResponse,
+  type Validators,
 } from "./origin_client.ts";
 
 /** Options of {@linkcode HttpFileSource}. */

@@ -145,6 +145,7 @@ export class OriginClient {
   async get(url: URL, validators?: Validators, signal?: AbortSignal): Promise<OriginResponse> {
     const controller = new AbortController();
     const onAbort = () => controller.abort(signal?.reason);
+    if (signal?.aborted) controller.abort(signal.reason);
     signal?.addEventListener("abort", onAbort, { once: true });
     let timedOut = false;
     const timer = setTimeout(() => {

@@ -1,0 +1,552 @@
+/**
+ * Soak test: mixed concurrent downloads and uploads through a lossy network, for minutes, with
+ * every byte verified, watching the server's memory and file descriptors.
+ *
+ * Usage:
+ *
+ *     deno run --allow-all scripts/soak.ts [--minutes N] [--workers N] [--drop P] [--dup P]
+ *                                          [--reorder P] [--seed N] [--grace S] [--json FILE]
+ *
+ * What it does:
+ *
+ * - creates a temp dir with a pool of files of random sizes (log-uniform, 1 KiB to 5 MiB, plus
+ *   one of each extreme) and starts `deno run --allow-net --allow-read --allow-write main.ts
+ *   serve DIR --address 127.0.0.1 --port 0 --write --timeout 1 --retries 8 --log-format json`
+ *   as a subprocess (ready when it logs its `listening` event);
+ * - puts the seeded fault relay (`tests/support/fault_relay.ts`) in front of it, which drops,
+ *   duplicates and reorders datagrams on the request port and on every transfer port, in both
+ *   directions (default 5 % drop, 2 % duplicate, 2 % reorder);
+ * - runs `--workers` (default 6) concurrent workers until `--minutes` (default 10) have passed,
+ *   each looping over: pick get or put, a size (log-uniform 1 KiB to 5 MiB) and a mode, run it
+ *   with the client library (`get`/`put`, timeout 1 s, 8 retries), and verify it: a download
+ *   byte for byte against the served file, an upload byte for byte against the file the server
+ *   stored (then deleted). Modes: lock-step (windowsize 1, blksize 512 or 1468) for sizes up to
+ *   512 KiB — under loss every lost datagram costs lock-step a full 1 s timeout, so larger
+ *   lock-step transfers would take minutes each — and windowed (windowsize 4 to 32, blksize 1468
+ *   to 8192) for any size;
+ * - at the deadline starts nothing new, gives transfers in flight `--grace` seconds (default 120)
+ *   to finish, then aborts the rest (counted as "cut off", not as failures);
+ * - reports: transfers done and bytes verified, failures grouped by reason (with examples), the
+ *   transfers cut off, the server's outcome counts (its JSON log), the server's peak RSS (VmHWM)
+ *   and RSS at start and end, its open file descriptors (`/proc/PID/fd`) at start and at the end
+ *   (once its last transfer has ended), the relay's fault counters, and the aggregate throughput
+ *   (verified bytes / wall time) with a per-mode breakdown. A progress line is printed every 10 s,
+ *   the summary block at the end, and the same as JSON with `--json FILE`.
+ *
+ * Exit code: 0 when no transfer failed and the descriptors returned to their starting count,
+ * 1 otherwise, 2 on a bad command line. Ctrl-C stops early and still prints the summary. The
+ * server, the relay and the temp dir are always cleaned up.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { get, put } from "../src/mod.ts";
+import { mulberry32, startFaultRelay } from "../tests/support/fault_relay.ts";
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
+const KiB = 1024;
+const MiB = 1024 * 1024;
+const MIN_SIZE = KiB;
+const MAX_SIZE = 5 * MiB;
+const LOCKSTEP_MAX = 512 * KiB;
+
+interface Config {
+  minutes: number;
+  workers: number;
+  drop: number;
+  dup: number;
+  reorder: number;
+  seed: number;
+  graceS: number;
+  json?: string;
+}
+
+function usage(message: string): never {
+  console.error(`soak: ${message}`);
+  console.error(
+    "usage: soak.ts [--minutes N] [--workers N] [--drop P] [--dup P] [--reorder P] [--seed N] " +
+      "[--grace S] [--json FILE]",
+  );
+  Deno.exit(2);
+}
+
+function parseConfig(args: string[]): Config {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args,
+      options: {
+        minutes: { type: "string", default: "10" },
+        workers: { type: "string", default: "6" },
+        drop: { type: "string", default: "0.05" },
+        dup: { type: "string", default: "0.02" },
+        reorder: { type: "string", default: "0.02" },
+        seed: { type: "string", default: "1" },
+        grace: { type: "string", default: "120" },
+        json: { type: "string" },
+      },
+      strict: true,
+    }));
+  } catch (e) {
+    usage((e as Error).message);
+  }
+  const num = (name: string, v: string, min: number, max: number) => {
+    const n = Number(v);
+    if (!Number.isFinite(n) || n < min || n > max) usage(`--${name} must be ${min}..${max}`);
+    return n;
+  };
+  return {
+    minutes: num("minutes", values.minutes, 0.05, 10_000),
+    workers: Math.round(num("workers", values.workers, 1, 64)),
+    drop: num("drop", values.drop, 0, 0.9),
+    dup: num("dup", values.dup, 0, 0.9),
+    reorder: num("reorder", values.reorder, 0, 0.9),
+    seed: Math.round(num("seed", values.seed, 0, 2 ** 31)),
+    graceS: num("grace", values.grace, 0, 3600),
+    json: values.json,
+  };
+}
+
+// ---------------------------------------------------------------- server process
+
+interface Server {
+  child: Deno.ChildProcess;
+  pid: number;
+  port: number;
+  /** Outcome counts of the server's transfer records. */
+  outcomes: Map<string, number>;
+  /** Transfer records seen so far. */
+  records: number;
+  /** Non-transfer lines at warning level or above. */
+  warnings: string[];
+  exited: Promise<number>;
+}
+
+async function startServer(dir: string): Promise<Server> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      MAIN,
+      "serve",
+      dir,
+      "--address",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--write",
+      "--timeout",
+      "1",
+      "--retries",
+      "8",
+      "--log-format",
+      "json",
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const server: Server = {
+    child,
+    pid: child.pid,
+    port: 0,
+    outcomes: new Map(),
+    records: 0,
+    warnings: [],
+    exited: Promise.resolve(0),
+  };
+  let listening!: (port: number) => void;
+  const ready = new Promise<number>((r) => (listening = r));
+  const onLine = (line: string) => {
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      if (line.trim()) server.warnings.push(line);
+      return;
+    }
+    if (rec.event === "listening") listening(Number(rec.port));
+    else if (rec.event === "transfer") {
+      server.records++;
+      const o = String(rec.outcome);
+      server.outcomes.set(o, (server.outcomes.get(o) ?? 0) + 1);
+    } else if (rec.level === "warning" || rec.level === "error" || rec.level === "fatal") {
+      server.warnings.push(String(rec.msg));
+    }
+  };
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    let rest = "";
+    for await (const chunk of stream) {
+      rest += dec.decode(chunk, { stream: true });
+      const lines = rest.split("\n");
+      rest = lines.pop()!;
+      lines.forEach(onLine);
+    }
+    if (rest) onLine(rest);
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  server.exited = pumps.then(() => child.status).then((s) => s.code);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const port = await Promise.race([
+    ready,
+    server.exited.then((code) => {
+      throw new Error(`server exited (${code}) before listening: ${server.warnings.join("\n")}`);
+    }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("server did not start within 30 s")), 30_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  server.port = port;
+  return server;
+}
+
+async function stopServer(s: Server): Promise<number> {
+  try {
+    s.child.kill("SIGTERM");
+  } catch { /* already gone */ }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const killed = new Promise<void>((r) => {
+    timer = setTimeout(() => {
+      try {
+        s.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      r();
+    }, 10_000);
+  });
+  const code = await Promise.race([s.exited, killed.then(() => s.exited)]);
+  clearTimeout(timer);
+  return code;
+}
+
+// ---------------------------------------------------------------- /proc
+
+async function fdCount(pid: number): Promise<number> {
+  let n = 0;
+  for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) n++;
+  return n;
+}
+
+async function statusKb(pid: number, field: string): Promise<number> {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(
+    await Deno.readTextFile(`/proc/${pid}/status`),
+  );
+  return m ? Number(m[1]) : NaN;
+}
+
+// ---------------------------------------------------------------- workload
+
+interface Mode {
+  name: "lock-step" | "windowed";
+  blksize: number;
+  windowsize: number;
+}
+
+interface TransferResult {
+  op: "get" | "put";
+  mode: string;
+  size: number;
+  ms: number;
+  error?: string;
+  cutOff?: boolean;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): string | null {
+  if (a.length !== b.length) return `length ${a.length}, expected ${b.length}`;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `bytes differ at offset ${i}`;
+  return null;
+}
+
+function randomBytes(n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
+  return out;
+}
+
+function fmtBytes(n: number): string {
+  if (n >= MiB) return `${(n / MiB).toFixed(1)} MiB`;
+  if (n >= KiB) return `${(n / KiB).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+async function main() {
+  const cfg = parseConfig(Deno.args);
+  const rng = mulberry32(cfg.seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rng() * xs.length)];
+  const randomSize = () =>
+    Math.round(Math.exp(Math.log(MIN_SIZE) + rng() * (Math.log(MAX_SIZE) - Math.log(MIN_SIZE))));
+  const chooseMode = (size: number): Mode =>
+    size <= LOCKSTEP_MAX && rng() < 0.4
+      ? { name: "lock-step", blksize: pick([512, 1468]), windowsize: 1 }
+      : { name: "windowed", blksize: pick([1468, 4096, 8192]), windowsize: pick([4, 8, 16, 32]) };
+
+  const dir = await Deno.makeTempDir({ prefix: "tftpkit_soak_" });
+  const data = randomBytes(MAX_SIZE + 64 * KiB);
+  const pool: { name: string; bytes: Uint8Array }[] = [];
+  const sizes = [MIN_SIZE, MAX_SIZE, ...Array.from({ length: 14 }, randomSize)];
+  for (const [i, size] of sizes.entries()) {
+    const off = Math.floor(rng() * (data.length - size));
+    const bytes = data.subarray(off, off + size);
+    const name = `pool-${i}-${size}.bin`;
+    await Deno.writeFile(`${dir}/${name}`, bytes);
+    pool.push({ name, bytes });
+  }
+
+  let server: Server | null = null;
+  const relay = { close: () => {} } as { close(): void };
+  const results: TransferResult[] = [];
+  const abort = new AbortController();
+  let stopping = false;
+  const onSigint = () => {
+    if (stopping) {
+      console.log("\nsoak: interrupted again: aborting the transfers in flight");
+      abort.abort(new Error("interrupted"));
+    } else {
+      console.log("\nsoak: interrupted: finishing transfers in flight (Ctrl-C again to abort)");
+    }
+    stopping = true;
+  };
+  Deno.addSignalListener("SIGINT", onSigint);
+  let exitCode = 1;
+  try {
+    server = await startServer(dir);
+    const srv = server;
+    const fr = startFaultRelay({
+      target: { hostname: "127.0.0.1", port: srv.port },
+      plan: { drop: cfg.drop, duplicate: cfg.dup, reorder: cfg.reorder, seed: cfg.seed },
+    });
+    relay.close = () => fr.close();
+    const target = { hostname: "127.0.0.1", port: fr.port };
+    const fdStart = await fdCount(srv.pid);
+    const rssStart = await statusKb(srv.pid, "VmRSS");
+    const started = Date.now();
+    const deadline = started + cfg.minutes * 60_000;
+    let inFlight = 0;
+    let bytesOk = 0;
+    console.log(
+      `soak: ${cfg.minutes} min, ${cfg.workers} workers, faults drop ${cfg.drop} dup ${cfg.dup} ` +
+        `reorder ${cfg.reorder} (seed ${cfg.seed}); server pid ${srv.pid} on port ${srv.port}, ` +
+        `relay on port ${fr.port}; ${fdStart} fds, RSS ${rssStart} kB`,
+    );
+
+    const progress = setInterval(async () => {
+      const ok = results.filter((r) => !r.error && !r.cutOff).length;
+      const failed = results.filter((r) => r.error).length;
+      const rss = await statusKb(srv.pid, "VmRSS").catch(() => NaN);
+      const fds = await fdCount(srv.pid).catch(() => NaN);
+      const s = Math.round((Date.now() - started) / 1000);
+      console.log(
+        `soak: ${s}s ok ${ok} failed ${failed} in flight ${inFlight} verified ` +
+          `${fmtBytes(bytesOk)}; server RSS ${rss} kB, fds ${fds}; relay dropped ` +
+          `${fr.stats.dropped} dup ${fr.stats.duplicated} reordered ${fr.stats.reordered}`,
+      );
+    }, 10_000);
+
+    let seq = 0;
+    const worker = async (w: number) => {
+      while (!stopping && Date.now() < deadline) {
+        const op = rng() < 0.5 ? "get" : "put";
+        let size: number;
+        let file: { name: string; bytes: Uint8Array };
+        if (op === "get") {
+          file = pick(pool);
+          size = file.bytes.length;
+        } else {
+          size = randomSize();
+          const off = Math.floor(rng() * (data.length - size));
+          file = { name: `up-${w}-${seq++}.bin`, bytes: data.subarray(off, off + size) };
+        }
+        const mode = chooseMode(size);
+        const label = `${mode.name} bs ${mode.blksize} ws ${mode.windowsize}`;
+        const options = {
+          blksize: mode.blksize,
+          windowsize: mode.windowsize,
+          timeout: 1,
+          retries: 8,
+          signal: abort.signal,
+        };
+        const t0 = performance.now();
+        const result: TransferResult = { op, mode: mode.name, size, ms: 0 };
+        inFlight++;
+        try {
+          if (op === "get") {
+            const got = await get(target, file.name, options);
+            const diff = sameBytes(got, file.bytes);
+            if (diff) throw new Error(`downloaded bytes wrong: ${diff}`);
+          } else {
+            await put(target, file.name, file.bytes, options);
+            const stored = await Deno.readFile(`${dir}/${file.name}`);
+            const diff = sameBytes(stored, file.bytes);
+            await Deno.remove(`${dir}/${file.name}`);
+            if (diff) throw new Error(`stored bytes wrong: ${diff}`);
+          }
+          bytesOk += size;
+        } catch (e) {
+          if (abort.signal.aborted) result.cutOff = true;
+          else {
+            const err = e as Error;
+            result.error = `${err.name}: ${err.message}`;
+            console.log(
+              `soak: FAILED ${op} ${file.name} (${fmtBytes(size)}, ${label}): ` +
+                result.error,
+            );
+          }
+          if (op === "put") await Deno.remove(`${dir}/${file.name}`).catch(() => {});
+        } finally {
+          inFlight--;
+          result.ms = performance.now() - t0;
+          results.push(result);
+        }
+      }
+    };
+    const workers = Promise.all(Array.from({ length: cfg.workers }, (_, i) => worker(i)));
+    // At the deadline nothing new starts; transfers in flight get the grace period.
+    let graceTimer: ReturnType<typeof setTimeout> | undefined;
+    const deadlineTimer = setTimeout(() => {
+      graceTimer = setTimeout(
+        () => abort.abort(new Error("grace period over")),
+        cfg.graceS * 1000,
+      );
+    }, Math.max(0, deadline - Date.now()));
+    await workers;
+    clearTimeout(deadlineTimer);
+    clearTimeout(graceTimer);
+    clearInterval(progress);
+    const wallS = (Date.now() - started) / 1000;
+
+    // The server's last transfers end a little after our client returns (a lost final ACK is
+    // retransmitted until its timeout): wait until its descriptors settle, up to 30 s.
+    const settleEnd = Date.now() + 30_000;
+    let fdEnd = await fdCount(srv.pid);
+    while (fdEnd > fdStart && Date.now() < settleEnd) {
+      await new Promise((r) => setTimeout(r, 500));
+      fdEnd = await fdCount(srv.pid);
+    }
+    const rssEnd = await statusKb(srv.pid, "VmRSS");
+    const hwm = await statusKb(srv.pid, "VmHWM");
+
+    const ok = results.filter((r) => !r.error && !r.cutOff);
+    const failed = results.filter((r) => r.error);
+    const cutOff = results.filter((r) => r.cutOff);
+    const reasons = new Map<string, { count: number; examples: string[] }>();
+    for (const f of failed) {
+      const key = f.error!.replace(/\d+/g, "N");
+      const entry = reasons.get(key) ?? { count: 0, examples: [] };
+      entry.count++;
+      if (entry.examples.length < 3) {
+        entry.examples.push(`${f.op} ${fmtBytes(f.size)} ${f.mode}: ${f.error}`);
+      }
+      reasons.set(key, entry);
+    }
+    const byMode: Record<string, { transfers: number; bytes: number; seconds: number }> = {};
+    for (const r of ok) {
+      const k = `${r.op} ${r.mode}`;
+      byMode[k] ??= { transfers: 0, bytes: 0, seconds: 0 };
+      byMode[k].transfers++;
+      byMode[k].bytes += r.size;
+      byMode[k].seconds += r.ms / 1000;
+    }
+    const summary = {
+      config: cfg,
+      wall_seconds: Math.round(wallS * 10) / 10,
+      transfers: {
+        ok: ok.length,
+        failed: failed.length,
+        cut_off: cutOff.length,
+        gets: ok.filter((r) => r.op === "get").length,
+        puts: ok.filter((r) => r.op === "put").length,
+      },
+      bytes_verified: bytesOk,
+      throughput_bytes_per_s: Math.round(bytesOk / wallS),
+      per_mode: Object.fromEntries(
+        Object.entries(byMode).map(([k, v]) => [k, {
+          transfers: v.transfers,
+          bytes: v.bytes,
+          mean_rate_bytes_per_s: Math.round(v.bytes / v.seconds),
+        }]),
+      ),
+      failures: [...reasons].map(([reason, v]) => ({ reason, ...v })),
+      server: {
+        pid: srv.pid,
+        fds_start: fdStart,
+        fds_end: fdEnd,
+        rss_start_kb: rssStart,
+        rss_end_kb: rssEnd,
+        peak_rss_kb: hwm,
+        outcomes: Object.fromEntries(srv.outcomes),
+        records: srv.records,
+        warnings: srv.warnings.filter((w) => !/failed \(/.test(w)).slice(0, 10),
+      },
+      relay: { ...fr.stats },
+    };
+
+    const line = "=".repeat(72);
+    console.log(`\n${line}\nSOAK SUMMARY`);
+    console.log(
+      `  duration          ${summary.wall_seconds} s (${cfg.minutes} min requested), ` +
+        `${cfg.workers} workers`,
+    );
+    console.log(
+      `  faults            drop ${cfg.drop}, duplicate ${cfg.dup}, reorder ${cfg.reorder}, ` +
+        `seed ${cfg.seed}`,
+    );
+    console.log(
+      `  transfers         ${ok.length} ok (${summary.transfers.gets} gets, ` +
+        `${summary.transfers.puts} puts), ${failed.length} failed, ${cutOff.length} cut off`,
+    );
+    console.log(
+      `  verified          ${fmtBytes(bytesOk)}, throughput ` +
+        `${fmtBytes(summary.throughput_bytes_per_s)}/s`,
+    );
+    for (const [k, v] of Object.entries(summary.per_mode)) {
+      console.log(
+        `    ${k.padEnd(16)}${String(v.transfers).padStart(5)} transfers, ` +
+          `${fmtBytes(v.bytes).padStart(10)}, mean ${fmtBytes(v.mean_rate_bytes_per_s)}/s`,
+      );
+    }
+    if (failed.length) {
+      console.log(`  failures`);
+      for (const f of summary.failures) {
+        console.log(`    ${f.count} x ${f.reason}`);
+        for (const ex of f.examples) console.log(`        e.g. ${ex}`);
+      }
+    } else console.log(`  failures          none`);
+    console.log(
+      `  server            RSS ${rssStart} kB at start, ${rssEnd} kB at end, ` +
+        `peak (VmHWM) ${hwm} kB`,
+    );
+    console.log(`  server fds        ${fdStart} at start, ${fdEnd} at end`);
+    console.log(
+      `  server outcomes   ${
+        [...srv.outcomes].map(([k, v]) => `${k} ${v}`).join(", ") || "(none)"
+      }`,
+    );
+    console.log(
+      `  relay             ${fr.stats.toServer} to server, ${fr.stats.toClient} to clients, ` +
+        `${fr.stats.dropped} dropped, ${fr.stats.duplicated} duplicated, ` +
+        `${fr.stats.reordered} reordered`,
+    );
+    console.log(line);
+    if (cfg.json) {
+      await Deno.writeTextFile(cfg.json, JSON.stringify(summary, null, 2) + "\n");
+      console.log(`soak: summary written to ${cfg.json}`);
+    }
+    exitCode = failed.length === 0 && fdEnd <= fdStart ? 0 : 1;
+  } catch (e) {
+    console.error(`soak: harness error: ${(e as Error).stack ?? e}`);
+    exitCode = 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSigint);
+    relay.close();
+    if (server) await stopServer(server);
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  }
+  return exitCode;
+}
+
+if (import.meta.main) Deno.exit(await main());
