@@ -28,7 +28,8 @@ const MIN_CHUNK = 64 * 1024;
 const MAX_CHUNK = 1024 * 1024;
 
 /**
- * Picks the read/write chunk size for a transfer: about two windows, 64 KiB to 1 MiB.
+ * Picks the read/write chunk size for a transfer: about two windows, 64 KiB to 1 MiB, and never
+ * more than a file of known `size` needs.
  *
  * @example
  * ```ts
@@ -37,8 +38,20 @@ const MAX_CHUNK = 1024 * 1024;
  * equal(chunkSizeFor(512, 1), 64 * 1024);
  * ```
  */
-export function chunkSizeFor(blksize: number, windowsize: number): number {
-  return Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, blksize * windowsize * 2));
+export function chunkSizeFor(blksize: number, windowsize: number, size?: number): number {
+  const chunk = Math.min(MAX_CHUNK, Math.max(MIN_CHUNK, blksize * windowsize * 2));
+  // A small file needs no more than its size (plus one byte, so one read also sees the end).
+  return size === undefined ? chunk : Math.max(1, Math.min(chunk, size + 1));
+}
+
+/**
+ * Starts a read whose failure is reported only when it is awaited: a read-ahead that fails while
+ * nobody awaits it yet must not become an unhandled rejection (which would end the process).
+ */
+function readAhead(handle: ReadHandle, into: Uint8Array): Promise<number | null> {
+  const p = handle.read(into);
+  p.catch(() => {});
+  return p;
 }
 
 /**
@@ -85,7 +98,7 @@ export class ChunkReader implements BlockSource {
     this.#handle = handle;
     this.#cur = new Uint8Array(chunkSize);
     this.#spare = new Uint8Array(chunkSize);
-    this.#next = handle.read(this.#spare);
+    this.#next = readAhead(handle, this.#spare);
   }
 
   /** Copies up to `length` bytes into `into` at `offset`; fewer means end of file. */
@@ -122,7 +135,7 @@ export class ChunkReader implements BlockSource {
       this.#cur = filled;
       this.#pos = 0;
       this.#end = got;
-      this.#next = this.#handle.read(this.#spare);
+      this.#next = readAhead(this.#handle, this.#spare);
     }
     return done;
   }

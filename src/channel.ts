@@ -167,6 +167,11 @@ export interface SocketChannelOptions {
    * (the server answers a request from a new TID).
    */
   lockOnFirstReply?: boolean;
+  /**
+   * Receive buffer size (default 65536). A sender only receives ACKs and ERRORs, so 1024 does;
+   * a receiver needs blksize + 5 (one byte more, so an oversized DATA is seen as such).
+   */
+  bufferSize?: number;
 }
 
 /**
@@ -186,7 +191,7 @@ export interface SocketChannelOptions {
 export class SocketChannel extends WaitingChannel {
   #conn: Deno.DatagramConn;
   #peer: Deno.NetAddr;
-  #buf = new Uint8Array(65536);
+  #buf: Uint8Array;
   #reading = false;
   #ready: Uint8Array | null = null;
   #locked: boolean;
@@ -205,6 +210,7 @@ export class SocketChannel extends WaitingChannel {
     this.#conn = conn;
     this.#peer = peer;
     this.#locked = !options.lockOnFirstReply;
+    this.#buf = new Uint8Array(options.bufferSize ?? 65536);
   }
 
   get peer(): Deno.NetAddr {

@@ -9,6 +9,7 @@
 import { type Channel, coarseNow } from "../channel.ts";
 import { PeerError, TftpError, TimeoutError } from "../errors.ts";
 import { ack, blockOf, ErrorCode, errorPacket, Opcode, opcodeOf, readError } from "../packet.ts";
+import { Rto } from "./rto.ts";
 import type { TransferSettings, TransferStats } from "./window.ts";
 
 /** Where received payloads go. */
@@ -67,13 +68,17 @@ export async function receiveBlocks(
   let inWindow = 0;
   let outOfOrder = 0;
   let tries = 0;
+  const rto = new Rto(settings.timeoutMs);
+  // When the last ACK went out (for round-trip samples: ACK out, next DATA in), else -1.
+  let ackedAt = -1;
   let packet: Uint8Array | null = options.first ?? null;
   if (lastAck) await channel.send(lastAck);
 
   for (;;) {
-    if (packet === null) packet = await channel.receive(settings.timeoutMs);
+    if (packet === null) packet = await channel.receive(rto.ms);
     if (packet === null) {
-      if (++tries > settings.retries) {
+      ackedAt = -1;
+      if (rto.backoff() && ++tries > settings.retries) {
         throw new TimeoutError(`no DATA block ${expected} after ${settings.retries} retries`);
       }
       if (lastAck) {
@@ -104,6 +109,10 @@ export async function receiveBlocks(
           await channel.send(errorPacket(err.code, err.message)).catch(() => {});
           throw e;
         }
+        if (ackedAt >= 0) {
+          rto.sample(coarseNow() - ackedAt);
+          ackedAt = -1;
+        }
         stats.bytes += length;
         stats.blocks++;
         expected++;
@@ -115,13 +124,14 @@ export async function receiveBlocks(
           options.onProgress?.(stats.bytes);
           options.onComplete?.();
           const dallyMs = options.dallyMs ?? settings.timeoutMs;
-          if (dallyMs > 0) await dally(channel, lastAck, block, windowsize, dallyMs);
+          if (dallyMs > 0) await dally(channel, lastAck, block, dallyMs);
           return stats;
         }
         if (++inWindow >= windowsize) {
           inWindow = 0;
           lastAck = ack(block);
           await channel.send(lastAck);
+          ackedAt = coarseNow();
           options.onProgress?.(stats.bytes);
         }
       } else {
@@ -151,15 +161,14 @@ async function fail(channel: Channel, code: number, message: string): Promise<ne
 }
 
 /**
- * Stays a while after the final ACK. A sender whose final ACK was lost resends from the start of
- * its last window, so any DATA of the last window is answered with the final ACK again; anything
- * else is ignored. Ends after `ms` without such a repeat.
+ * Stays a while after the final ACK. A sender whose final ACK was lost resends from its oldest
+ * unacknowledged block, so any DATA up to the final block is answered with the final ACK again;
+ * anything else is ignored. Ends after `ms` without such a repeat.
  */
 async function dally(
   channel: Channel,
   finalAck: Uint8Array,
   block: number,
-  windowsize: number,
   ms: number,
 ): Promise<void> {
   let deadline = coarseNow() + ms;
@@ -169,7 +178,9 @@ async function dally(
     const p = await channel.receive(left).catch(() => null);
     if (p === null) return;
     if (opcodeOf(p) !== Opcode.DATA || p.length < 4) continue;
-    if (((block - blockOf(p)) & 0xffff) >= windowsize) continue;
+    // Any block up to the final one (the sender may be further back than the last window when
+    // several ACKs were lost) is answered with the final ACK, which acknowledges them all.
+    if (((block - blockOf(p)) & 0xffff) >= 0x8000) continue;
     await channel.send(finalAck).catch(() => {});
     replies++;
     deadline = coarseNow() + ms;

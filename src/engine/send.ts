@@ -10,12 +10,11 @@ import type { BlockSource } from "../blocks.ts";
 import { type Channel, coarseNow } from "../channel.ts";
 import { PeerError, TimeoutError } from "../errors.ts";
 import { blockOf, Opcode, opcodeOf, readError } from "../packet.ts";
+import { Rto } from "./rto.ts";
 import { SendWindow, type TransferSettings, type TransferStats } from "./window.ts";
 
-/** Widens the pacing gap after a loss: 4 µs, then doubling, at most 1 ms. */
-function slower(gap: number): number {
-  return gap === 0 ? 0.004 : Math.min(gap * 2, 1);
-}
+/** How long after going back an ACK inside the window is taken for a stale one (see below). */
+const SETTLE_MS = 40;
 
 /** Options of {@linkcode sendBlocks}. */
 export interface SendOptions {
@@ -56,45 +55,61 @@ export async function sendBlocks(
   // 0: no duplicate ACK yet; 1: one ignored; 2: window resent for this base.
   let duplicates = 0;
   let deadline = 0;
-  // Pacing (ms between DATA packets of a window). A receiver that drains its socket more slowly
-  // than we can send loses the tail of a large window (a full receive buffer), so after a loss
-  // in windowed mode packets are spaced out; every clean window shrinks the gap again.
-  let gap = 0;
+  const rto = new Rto(settings.timeoutMs);
+  // When the window last went out with new blocks only (for round-trip samples), else -1.
+  let sentFreshAt = -1;
+  // Gap handling (RFC 7440: an ACK inside the window means "resend from the block after it").
+  // Right after going back, copies sent before are still arriving, and some receivers (atftp)
+  // answer each old copy with an ACK inside the window again; with large windows, going back on
+  // those would resend the same blocks over and over. So with windows over 16 blocks, within
+  // SETTLE_MS of the last rewind a gap only slides the window, and if the window has not moved
+  // past it when SETTLE_MS are up, we go back then. Small windows go back at once: few blocks
+  // are in flight, and waiting would cost more than the odd extra copy.
+  const settleMs = settings.windowsize > 16 ? SETTLE_MS : 0;
+  let rewoundAt = -Infinity;
+  let pendingGap = -1; // base at a deferred gap, or -1
 
   for (;;) {
     if (w.canSend()) {
-      let at = gap > 0 ? performance.now() : 0;
-      let first = true;
+      let fresh = true;
       do {
-        if (gap > 0 && !first) {
-          at += gap;
-          while (performance.now() < at) { /* spin: timers are far too coarse */ }
-        }
-        first = false;
         if (w.needsFill()) {
           const slot = w.slotForFill();
           const r = source.fill(slot, 4, settings.blksize);
           w.filledWith(typeof r === "number" ? r : await r);
         } else if (w.isResend()) {
           stats.retransmits++;
+          fresh = false;
         }
         sends.push(channel.send(w.take()));
       } while (w.canSend());
       await Promise.all(sends);
       sends.length = 0;
-      deadline = coarseNow() + settings.timeoutMs;
+      const now = coarseNow();
+      sentFreshAt = fresh ? now : -1;
+      deadline = now + rto.ms;
     }
 
-    const packet = await channel.receive(Math.max(0, deadline - coarseNow()));
+    const until = pendingGap < 0 ? deadline : Math.min(deadline, rewoundAt + settleMs);
+    const packet = await channel.receive(Math.max(0, until - coarseNow()));
+    if (packet === null && until < deadline) {
+      if (w.base === pendingGap) {
+        w.rewind();
+        rewoundAt = coarseNow();
+      }
+      pendingGap = -1;
+      continue;
+    }
     if (packet === null) {
-      if (++tries > settings.retries) {
+      if (rto.backoff() && ++tries > settings.retries) {
         throw new TimeoutError(
           `no ACK for block ${w.base} after ${settings.retries} retransmissions`,
         );
       }
       w.rewind();
+      rewoundAt = coarseNow();
+      pendingGap = -1;
       duplicates = 0;
-      if (settings.windowsize > 1) gap = slower(gap);
       continue;
     }
     const op = opcodeOf(packet);
@@ -102,13 +117,29 @@ export async function sendBlocks(
       const before = w.base;
       const result = w.ack(blockOf(packet));
       if (result === "duplicate") {
-        if (duplicates === 1) w.rewind();
+        // The first duplicate is ignored (Sorcerer's Apprentice: it is most often the echo of an
+        // ACK that was duplicated or of a DATA we sent twice); a second one means the peer
+        // really misses the block, and the (adaptive) timeout covers the rest.
+        if (duplicates === 1) {
+          w.rewind();
+          rewoundAt = coarseNow();
+        }
         if (duplicates < 2) duplicates++;
         continue;
       }
       if (result === "stale") continue;
-      if (result === "rewind") gap = slower(gap);
-      else if (gap > 0) gap = gap < 0.002 ? 0 : gap * 0.95;
+      if (result === "gap") {
+        if (coarseNow() - rewoundAt >= settleMs) {
+          w.rewind();
+          rewoundAt = coarseNow();
+          pendingGap = -1;
+        } else {
+          pendingGap = w.base;
+        }
+      } else if (pendingGap >= 0 && w.base > pendingGap) {
+        pendingGap = -1;
+      }
+      if (result === "progress" && sentFreshAt >= 0) rto.sample(coarseNow() - sentFreshAt);
       tries = 0;
       duplicates = 0;
       // Block 0 (an OACK) carries no payload.

@@ -65,8 +65,6 @@ export class SendWindow {
   #slots: Uint8Array[] = [];
   #lengths: Int32Array;
   #oack: Uint8Array | null;
-  /** Highest block sent before the last rewind; see {@linkcode SendWindow.ack}. */
-  #recover = 0;
   /** Oldest absolute block not yet acknowledged. */
   base: number;
   /** Next absolute block to send. */
@@ -148,32 +146,21 @@ export class SendWindow {
 
   /**
    * Applies an ACK. Returns "done" when the last block is acknowledged, "progress" when the window
-   * moved, "rewind" when it moved and the peer reported a gap, "duplicate" for an ACK of the block
-   * before the window, "stale" for anything else.
-   *
-   * An ACK inside the window reports a gap (RFC 7440): sending goes back to the block after it.
-   * After going back, the blocks sent before are still arriving at the peer, and a receiver that
-   * sees one of them again answers with an ACK inside the window too; reacting to those would
-   * resend them again and again. So until everything sent before the rewind is acknowledged (the
-   * recovery point), such ACKs only slide the window; a further loss is recovered by timeout.
+   * moved to the end of what was sent, "gap" when it moved but the ACK lies inside what was sent
+   * (RFC 7440: the peer is missing the block after it — or the ACK is stale, see `sendBlocks`),
+   * "duplicate" for an ACK of the block before the window, "stale" for anything else.
    */
-  ack(wire: number): "done" | "progress" | "rewind" | "duplicate" | "stale" {
+  ack(wire: number): "done" | "progress" | "gap" | "duplicate" | "stale" {
     const k = unwrap(wire, this.base - 1);
     if (k === this.base - 1) return "duplicate";
     if (k >= this.next) return "stale";
     this.base = k + 1;
     if (k === this.last) return "done";
-    if (k < this.next - 1 && k > this.#recover) {
-      this.#recover = this.next - 1;
-      this.next = k + 1;
-      return "rewind";
-    }
-    return "progress";
+    return k < this.next - 1 ? "gap" : "progress";
   }
 
-  /** Goes back to the oldest unacknowledged block (after a timeout or repeated duplicates). */
+  /** Goes back to the oldest unacknowledged block (after a timeout, a gap or duplicates). */
   rewind(): void {
-    this.#recover = Math.max(this.#recover, this.next - 1);
     this.next = this.base;
   }
 }

@@ -6,6 +6,7 @@
  */
 
 import { type Channel, formatAddr, MuxChannel, SocketChannel } from "../channel.ts";
+import { TftpError } from "../errors.ts";
 import { getLogger } from "../log.ts";
 import type { NegotiationPolicy } from "../options.ts";
 import {
@@ -294,8 +295,19 @@ export class Server {
         session.mux = new MuxChannel(conn, peer, () => {}, controller.signal);
         return session.mux;
       }
-      return new SocketChannel(bindTransferSocket(local, o.portRange), peer, {
+      let socket: Deno.DatagramConn;
+      try {
+        socket = bindTransferSocket(local, o.portRange);
+      } catch (e) {
+        log.warn("no transfer socket for {peer}: {error}", {
+          peer: formatAddr(peer),
+          error: (e as Error).message,
+        });
+        throw new TftpError(ErrorCode.NOT_DEFINED, "server busy: no free transfer port, try again");
+      }
+      return new SocketChannel(socket, peer, {
         signal: controller.signal,
+        bufferSize: request.op === "WRQ" ? undefined : 1024,
       });
     };
     session.done = runSession(request, peer, {

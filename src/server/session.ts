@@ -133,7 +133,11 @@ export async function runSession(
       Object.assign(record, { blksize: settings.blksize, windowsize: settings.windowsize });
       channel = ctx.openChannel();
       const handle = request.mode === "netascii" ? netasciiReadHandle(reader) : reader;
-      const chunks = new ChunkReader(handle, chunkSizeFor(settings.blksize, settings.windowsize));
+      const size = request.mode === "octet" ? reader.size : undefined;
+      const chunks = new ChunkReader(
+        handle,
+        chunkSizeFor(settings.blksize, settings.windowsize, size),
+      );
       oackSent = oack.size > 0;
       stats = await sendBlocks(channel, chunks, settings, {
         oack: oack.size ? encode({ op: "OACK", options: oack }) : undefined,

@@ -106,7 +106,7 @@ export async function startServer(
   if (!options.expectExit) {
     try {
       const line = await waitFor(/listening on /);
-      port = Number(/listening on \S*?:(\d+)/.exec(line)?.[1]);
+      port = Number(/listening on (?:\[[^\]]*\]|[^\s:]+):(\d+)/.exec(line)?.[1]);
     } catch (e) {
       await stop("SIGKILL");
       throw e;
