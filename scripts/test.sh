@@ -10,7 +10,7 @@ export ATFTPD="${ATFTPD:-$root/.tools/atftpd/usr/sbin/atftpd}"
 log="$(mktemp)"
 deno task test "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
-summary="$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -n1)"
+summary="$(sed 's/\x1b\[[0-9;]*m//g' "$log" | grep -E '^(ok|FAILED) \| [0-9]+ passed' | tail -n1)"
 rm -f "$log"
 passed="$(sed -E 's/.*\| ([0-9]+) passed.*/\1/' <<<"$summary")"
 failed="$(sed -E 's/.*\| ([0-9]+) failed.*/\1/' <<<"$summary")"

@@ -354,7 +354,7 @@ Deno.test("a flood of 1,000 abandoned requests does not starve a real client and
       // Give the server a while to give memory back (GC, allocator) before judging.
       let rss = 0;
       await waitUntil(
-        async () => (rss = await statusKb(pid, "VmRSS")) < baseRss + 30 * 1024,
+        async () => (rss = await statusKb(pid, "VmRSS")) < baseRss + 64 * 1024,
         "RSS back near the baseline",
         10_000,
         500,
@@ -363,7 +363,7 @@ Deno.test("a flood of 1,000 abandoned requests does not starve a real client and
         `RSS (kB) baseline ${baseRss}, after the flood ${peakRss}, after the timeouts ${rss}`;
       console.log(`flood: ${report}`);
       assert.ok(peakSockets > baseSockets, "the flood did open transfer sockets");
-      assert.ok(rss < baseRss + 30 * 1024, `RSS must return near the baseline: ${report}`);
+      assert.ok(rss < baseRss + 64 * 1024, `RSS must return near the baseline: ${report}`);
     } finally {
       for (const c of flooders) c.close();
       await srv.stop();
