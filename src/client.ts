@@ -14,7 +14,16 @@ import type { TransferSettings, TransferStats } from "./engine/window.ts";
 import { PeerError, TimeoutError } from "./errors.ts";
 import { NetasciiDecoder } from "./netascii.ts";
 import { LIMITS } from "./options.ts";
-import { ack, decode, encode, ErrorCode, Opcode, opcodeOf, readError } from "./packet.ts";
+import {
+  ack,
+  decode,
+  encode,
+  ErrorCode,
+  errorPacket,
+  Opcode,
+  opcodeOf,
+  readError,
+} from "./packet.ts";
 import type { ReadHandle } from "./source.ts";
 
 /** Where the server is. */
@@ -118,6 +127,17 @@ interface Handshake {
   settings: TransferSettings;
 }
 
+/** Reads the server's OACK; refuses (ERROR 8 to the server, then throws) what we did not allow. */
+async function applyOack(h: Handshake) {
+  const acknowledged = (decode(h.reply) as { options: Map<string, string> }).options;
+  try {
+    return { settings: accept(acknowledged, h.asked, h.settings), acknowledged };
+  } catch (e) {
+    await h.channel.send(errorPacket(ErrorCode.OPTION_REFUSED, (e as Error).message));
+    throw e;
+  }
+}
+
 /** Sends the request until the first reply arrives (from the server's new port). */
 async function handshake(
   target: Target,
@@ -209,16 +229,7 @@ export async function download(
     let first: Uint8Array | undefined;
     let firstReply: Uint8Array | undefined;
     if (opcodeOf(reply) === Opcode.OACK) {
-      const oack = decode(reply);
-      acknowledged = (oack as { options: Map<string, string> }).options;
-      try {
-        settings = accept(acknowledged, h.asked, settings);
-      } catch (e) {
-        await channel.send(
-          encode({ op: "ERROR", code: ErrorCode.OPTION_REFUSED, message: (e as Error).message }),
-        );
-        throw e;
-      }
+      ({ settings, acknowledged } = await applyOack(h));
       firstReply = ack(0);
     } else if (opcodeOf(reply) === Opcode.DATA) {
       first = reply;
@@ -284,15 +295,7 @@ export async function upload(
     let settings = h.settings;
     let acknowledged = new Map<string, string>();
     if (opcodeOf(reply) === Opcode.OACK) {
-      acknowledged = (decode(reply) as { options: Map<string, string> }).options;
-      try {
-        settings = accept(acknowledged, h.asked, settings);
-      } catch (e) {
-        await channel.send(
-          encode({ op: "ERROR", code: ErrorCode.OPTION_REFUSED, message: (e as Error).message }),
-        );
-        throw e;
-      }
+      ({ settings, acknowledged } = await applyOack(h));
     } else if (opcodeOf(reply) !== Opcode.ACK || (reply[2] | reply[3]) !== 0) {
       throw new PeerError(ErrorCode.ILLEGAL_OPERATION, "server answered an upload without ACK 0");
     }
