@@ -11,6 +11,8 @@ import { getLogger, setupLogging } from "../log.ts";
 import { MapRulesError, parseMapRules } from "../names.ts";
 import { LIMITS } from "../options.ts";
 import type { FileSource } from "../source.ts";
+import { HttpCache } from "../http/cache.ts";
+import { HttpFileSource } from "../http/origin.ts";
 import { serve, type ServerOptions } from "../server/server.ts";
 import {
   addressFlag,
@@ -37,7 +39,8 @@ export const ServeExit = {
 export const SERVE_HELP = `Usage: tftpkit serve [PATH] [options]
 
 Serve PATH over TFTP: a directory is served as a tree; a single file is returned for every
-requested name. PATH defaults to the current directory.
+requested name. PATH defaults to the current directory. An http(s) URL as PATH is served like a
+single file; --origin URL/ serves a tree from an HTTP origin (GET URL/name).
 
 Listening:
   --address ADDR            IPv4 or IPv6 address to listen on; repeatable (default: every local
@@ -52,6 +55,10 @@ Files:
   --ignore-case             match a name that differs only in letter case when none matches exactly
   --map FILE                rewrite requested names: lines of 'REGEX REPLACEMENT', '#' comments
   --max-upload-size SIZE    refuse larger uploads (e.g. 100M)
+  --origin URL/             serve the tree below an HTTP(S) URL instead of PATH
+  --cache DIR               keep completed HTTP downloads in DIR (needs --allow-write=DIR)
+  --cache-max-bytes SIZE    evict least recently used files above this size (default 1G)
+  --cache-ttl SECONDS       revalidate cached files older than this (default 60)
 
 Protocol:
   --max-blksize N           largest blksize granted (8-65464, default 65464)
@@ -87,6 +94,10 @@ const FLAGS = {
   "ignore-case": { type: "boolean" },
   map: { type: "string" },
   "max-upload-size": { type: "string" },
+  origin: { type: "string" },
+  cache: { type: "string" },
+  "cache-max-bytes": { type: "string" },
+  "cache-ttl": { type: "string" },
   "max-blksize": { type: "string" },
   "max-windowsize": { type: "string" },
   timeout: { type: "string" },
@@ -111,6 +122,10 @@ export interface ServeConfig {
   overwrite: boolean;
   ignoreCase: boolean;
   mapFile?: string;
+  /** `--origin URL/`: a tree from an HTTP origin. */
+  origin?: string;
+  /** `--cache DIR` and its limits (HTTP sources only). */
+  cache?: { dir: string; maxBytes?: number; ttlSeconds?: number };
   maxTransfers?: number;
   idleExitMs?: number;
   verbose: boolean;
@@ -140,6 +155,19 @@ export function parseServeArgs(args: string[]): ServeConfig {
     return typeof value === "string" ? intFlag(`--${flag}`, value, min, max) : undefined;
   };
   if (v.overwrite && !v.write) throw new UsageError("--overwrite needs --write");
+  const http = v.origin !== undefined || /^https?:\/\//i.test(positionals[0] ?? "");
+  if (v.origin !== undefined && positionals.length > 0) {
+    throw new UsageError("--origin replaces PATH: give one or the other");
+  }
+  if (http && v.write) throw new UsageError("--write needs a directory, not an HTTP source");
+  for (const flag of ["cache", "cache-max-bytes", "cache-ttl"] as const) {
+    if (v[flag] !== undefined && !http) {
+      throw new UsageError(`--${flag} needs an HTTP source (serve URL or --origin URL/)`);
+    }
+  }
+  if ((v["cache-max-bytes"] !== undefined || v["cache-ttl"] !== undefined) && !v.cache) {
+    throw new UsageError("--cache-max-bytes and --cache-ttl need --cache DIR");
+  }
   const timeout = int("timeout", LIMITS.timeout.min, LIMITS.timeout.max);
   const once = v.once ? 1 : undefined;
   const maxTransfers = int("max-transfers", 1, Number.MAX_SAFE_INTEGER) ?? once;
@@ -172,6 +200,14 @@ export function parseServeArgs(args: string[]): ServeConfig {
     overwrite: v.overwrite ?? false,
     ignoreCase: v["ignore-case"] ?? false,
     mapFile: v.map,
+    origin: v.origin,
+    cache: v.cache === undefined ? undefined : {
+      dir: v.cache,
+      maxBytes: v["cache-max-bytes"]
+        ? sizeFlag("--cache-max-bytes", v["cache-max-bytes"])
+        : undefined,
+      ttlSeconds: int("cache-ttl", 0, 31_536_000),
+    },
     maxTransfers,
     idleExitMs: idle === undefined ? undefined : idle * 1000,
     verbose: v.verbose ?? false,
@@ -188,7 +224,30 @@ function addresses(values: string[] | undefined): string | string[] | undefined 
   return list.length === 1 ? list[0] : list;
 }
 
+async function openHttpSource(config: ServeConfig, url: string): Promise<FileSource> {
+  const rules = config.mapFile ? await readRules(config.mapFile) : undefined;
+  let cache: HttpCache | undefined;
+  if (config.cache) {
+    const perm = await Deno.permissions.query({ name: "write", path: config.cache.dir });
+    if (perm.state !== "granted") {
+      throw new UsageError("--cache needs write permission: run with --allow-write=DIR");
+    }
+    cache = await HttpCache.open(config.cache.dir, {
+      maxBytes: config.cache.maxBytes,
+      ttlSeconds: config.cache.ttlSeconds,
+    });
+  }
+  try {
+    return new HttpFileSource(url, { tree: config.origin !== undefined, rules, cache });
+  } catch (e) {
+    if (e instanceof TypeError) throw new UsageError(e.message);
+    throw e;
+  }
+}
+
 async function openSource(config: ServeConfig): Promise<FileSource> {
+  if (config.origin !== undefined) return await openHttpSource(config, config.origin);
+  if (/^https?:\/\//i.test(config.path)) return await openHttpSource(config, config.path);
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(config.path);
