@@ -13,7 +13,9 @@ Deno.test("serve URL and serve --origin URL/ fetch through HTTP", async (t) => {
   const sub = new Uint8Array(5000).fill(7);
   const origin = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
     const path = new URL(req.url).pathname;
-    if (path === "/pxe/image.bin" || path === "/one") return new Response(image as Uint8Array<ArrayBuffer>);
+    if (path === "/pxe/image.bin" || path === "/one") {
+      return new Response(image as Uint8Array<ArrayBuffer>);
+    }
     if (path === "/pxe/a%20b/c") return new Response(sub);
     return new Response("no", { status: 404 });
   });
