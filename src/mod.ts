@@ -43,17 +43,8 @@ export { type DirectoryOptions, DirectorySource, SingleFileSource } from "./file
 export type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./source.ts";
 export type { TransferSettings, TransferStats } from "./engine/window.ts";
 export type { ReceiveSink } from "./engine/receive.ts";
-export {
-  type ClientOptions,
-  type ClientResult,
-  download,
-  get,
-  getToStream,
-  put,
-  readHandleOf,
-  type Target,
-  upload,
-} from "./client.ts";
+export { type ClientOptions, type ClientResult, download, type Target, upload } from "./client.ts";
+export { get, getToStream, put, readHandleOf } from "./client_streams.ts";
 export { AbortedError, PeerError, TftpError, TimeoutError } from "./errors.ts";
 export { ErrorCode } from "./packet.ts";
 export { type MapRule, MapRulesError, parseMapRules } from "./names.ts";

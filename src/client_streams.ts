@@ -1,0 +1,123 @@
+/**
+ * Client conveniences over {@linkcode download} and {@linkcode upload}: whole files as bytes, and
+ * web streams in and out.
+ *
+ * @module
+ */
+
+import { type ClientOptions, type ClientResult, download, type Target, upload } from "./client.ts";
+import type { ReadHandle } from "./source.ts";
+
+/**
+ * Downloads `remote` into memory.
+ *
+ * @example
+ * ```ts ignore
+ * import { get } from "./client_streams.ts";
+ * const bytes = await get({ hostname: "127.0.0.1", port: 6969 }, "hello.txt");
+ * ```
+ */
+export async function get(
+  target: Target,
+  remote: string,
+  options: ClientOptions = {},
+): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let length = 0;
+  await download(target, remote, {
+    write(d) {
+      chunks.push(d.slice());
+      length += d.length;
+    },
+    finish: () => Promise.resolve(),
+  }, options);
+  const out = new Uint8Array(length);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/**
+ * Downloads `remote` into a `WritableStream` (closed at the end, aborted on failure).
+ *
+ * @example
+ * ```ts ignore
+ * import { getToStream } from "./client_streams.ts";
+ * await getToStream({ hostname: "127.0.0.1", port: 6969 }, "image.bin", Deno.stdout.writable);
+ * ```
+ */
+export async function getToStream(
+  target: Target,
+  remote: string,
+  stream: WritableStream<Uint8Array>,
+  options: ClientOptions = {},
+): Promise<ClientResult> {
+  const writer = stream.getWriter();
+  try {
+    const result = await download(target, remote, {
+      write: (d) => writer.write(d.slice()),
+      finish: () => writer.close(),
+    }, options);
+    return result;
+  } catch (e) {
+    await writer.abort(e).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Uploads bytes or a stream as `remote`.
+ *
+ * @example
+ * ```ts ignore
+ * import { put } from "./client_streams.ts";
+ * await put({ hostname: "127.0.0.1", port: 6969 }, "hello.txt", new TextEncoder().encode("hi\n"));
+ * ```
+ */
+export function put(
+  target: Target,
+  remote: string,
+  data: Uint8Array | ReadableStream<Uint8Array>,
+  options: ClientOptions = {},
+): Promise<ClientResult> {
+  return upload(target, remote, readHandleOf(data), options);
+}
+
+/** Adapts bytes or a byte stream to a {@linkcode ReadHandle}. */
+export function readHandleOf(data: Uint8Array | ReadableStream<Uint8Array>): ReadHandle {
+  if (data instanceof Uint8Array) {
+    let at = 0;
+    return {
+      name: "(bytes)",
+      size: data.length,
+      read(p) {
+        if (at >= data.length) return Promise.resolve(null);
+        const n = Math.min(p.length, data.length - at);
+        p.set(data.subarray(at, at + n));
+        at += n;
+        return Promise.resolve(n);
+      },
+      close() {},
+    };
+  }
+  const reader = data.getReader();
+  let rest: Uint8Array = new Uint8Array(0);
+  return {
+    name: "(stream)",
+    async read(p) {
+      while (rest.length === 0) {
+        const { value, done } = await reader.read();
+        if (done) return null;
+        rest = value;
+      }
+      const n = Math.min(p.length, rest.length);
+      p.set(rest.subarray(0, n));
+      rest = rest.subarray(n);
+      return n;
+    },
+    close: () => reader.releaseLock(),
+  };
+}
