@@ -4,7 +4,7 @@
  *
  * Usage:
  *
- *     deno run --allow-all scripts/bench.ts [--quick] [--runs N] [--only 1,2,3] [--json FILE]
+ *     deno run --allow-all scripts/bench.ts [--quick] [--runs N] [--only 1,2,3,4,5] [--json FILE]
  *                                           [--client-timeout SECONDS]
  *
  * What it does, in one run:
@@ -42,6 +42,10 @@
  *    end of the scenario (the process is started fresh for scenario 3), plus VmRSS sampled every
  *    100 ms; the larger of the two must be <= 150 MiB. The process sampled is the `deno run`
  *    process itself (`deno run` does not fork a separate runtime process).
+ * 5. HTTP origin (`scripts/bench_origin.ts`): the 100 MiB file at windowsize 16 / blksize 1468
+ *    served by tftpkit from a loopback HTTP origin — (a) streamed without a cache, (b) through
+ *    `--cache` when cold, (c) through `--cache` once cached — against tftpkit serving it from
+ *    disk; ratios without a target (origin requests are counted and checked per run).
  *
  * The client runs with `--tftp-timeout 1` (override with `--client-timeout N`, 0 = atftp's
  * default of 5 s): with windowsize 64 x 8 KiB blocks the window (~512 KiB) is larger than the
@@ -77,6 +81,21 @@ import {
   which,
   writeRandomFile,
 } from "./bench_lib.ts";
+import { runOriginScenarios } from "./bench_origin.ts";
+import {
+  type BenchFile,
+  fmtMBps,
+  fmtMiB,
+  type Negotiation,
+  OURS,
+  printTable,
+  RATIO_TARGET,
+  RSS_TARGET_MIB,
+  type RssResult,
+  type ScenarioResult,
+  type ServerOutcome,
+  type Verification,
+} from "./bench_report.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -85,7 +104,7 @@ const USAGE = `Usage: deno run --allow-all scripts/bench.ts [options]
 
   --quick                 1 run, small files (2 MiB / 10 MiB), 50 downloads in scenario 3
   --runs N                timed runs per server and scenario (default 3; 1 with --quick)
-  --only LIST             scenarios to run, e.g. 1,2,3 (2 = 2a+2b; 4 implies 3)
+  --only LIST             scenarios to run, e.g. 1,2,3 (2 = 2a+2b; 4 implies 3; 5 = HTTP origin)
   --json FILE             also write the results as JSON to FILE
   --client-timeout N      atftp --tftp-timeout in seconds (default 1; 0 = atftp default)
   -h, --help              this help
@@ -93,85 +112,18 @@ const USAGE = `Usage: deno run --allow-all scripts/bench.ts [options]
 Environment: ATFTP (client), TFTPD_HPA, ATFTPD (server binaries).`;
 
 const HOST = "127.0.0.1";
-const RATIO_TARGET = 1.0;
-const RSS_TARGET_MIB = 150;
 
 const REPO_ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(/\/$/, "");
 
 type RefName = "tftpd-hpa" | "atftpd";
-const OURS = "tftpkit";
 
-interface BenchFile {
-  name: string;
-  path: string;
-  size: number;
-  sha256: string;
-}
-
-interface ScenarioDef {
+export interface ScenarioDef {
   id: "1" | "2a" | "2b" | "3";
   title: string;
   fileKey: "small" | "large";
   options: [string, number][];
   reference: RefName;
   concurrency?: { clients: number; total: number };
-}
-
-interface Verification {
-  ok: boolean;
-  detail: string;
-}
-
-interface Negotiation {
-  ok: boolean;
-  detail: string;
-  oack: Record<string, number> | null;
-  firstDataSize: number | null;
-  dataPerAck: number | null;
-}
-
-interface ServerOutcome {
-  name: string;
-  /** Started and verified; false if not available or failed. */
-  ok: boolean;
-  /** Why it is not available / failed. */
-  reason?: string;
-  runsMs: number[];
-  runsMBps: number[];
-  medianMBps: number | null;
-  verification?: Verification;
-  negotiation?: Negotiation;
-}
-
-type Status = "PASS" | "BELOW TARGET" | "N/A";
-
-interface ScenarioResult {
-  id: string;
-  title: string;
-  reference: RefName;
-  fileBytes: number;
-  options: Record<string, number>;
-  concurrency?: { clients: number; total: number };
-  ours: ServerOutcome;
-  theirs: ServerOutcome;
-  ratio: number | null;
-  target: string;
-  status: Status;
-}
-
-interface RssResult {
-  ok: boolean;
-  reason?: string;
-  pid?: number;
-  processName?: string;
-  idleRssMiB?: number;
-  maxSampledRssMiB?: number;
-  vmHwmMiB?: number;
-  /** max(VmHWM, max sampled VmRSS): the value checked against the target. */
-  peakMiB?: number;
-  samples?: number;
-  target: string;
-  status: Status;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -203,15 +155,15 @@ function parseCli() {
     throw new Error(`--client-timeout must be a non-negative integer`);
   }
   const selected = new Set<string>();
-  for (const raw of (values.only ?? "1,2,3,4").split(",")) {
+  for (const raw of (values.only ?? "1,2,3,4,5").split(",")) {
     const s = raw.trim().toLowerCase();
     if (s === "") continue;
-    if (s === "1" || s === "3" || s === "2a" || s === "2b") selected.add(s);
+    if (s === "1" || s === "3" || s === "2a" || s === "2b" || s === "5") selected.add(s);
     else if (s === "2") {
       selected.add("2a");
       selected.add("2b");
     } else if (s === "4") selected.add("3");
-    else throw new Error(`--only: unknown scenario "${raw}" (use 1, 2, 2a, 2b, 3, 4)`);
+    else throw new Error(`--only: unknown scenario "${raw}" (use 1, 2, 2a, 2b, 3, 4, 5)`);
   }
   return { quick, runs, clientTimeout, selected, json: values.json };
 }
@@ -264,7 +216,15 @@ async function resolveTools(): Promise<Tools> {
   return { atftp, tftpdHpa, tftpdHpaWhy, atftpd, atftpdWhy, user, group };
 }
 
-function oursSpec(dir: string, port: number): ServerSpec | string {
+/**
+ * The tftpkit server: `deno run PERMISSIONS main.ts serve SOURCE... --address 127.0.0.1 --port P`
+ * with limits raised for the benchmark. `source` is e.g. `[dir]` or `["--origin", url]`.
+ */
+function oursSpec(
+  source: string[],
+  port: number,
+  permissions = ["--allow-net", "--allow-read"],
+): ServerSpec | string {
   const main = `${REPO_ROOT}/main.ts`;
   try {
     Deno.statSync(main);
@@ -276,11 +236,10 @@ function oursSpec(dir: string, port: number): ServerSpec | string {
     cmd: Deno.execPath(),
     args: [
       "run",
-      "--allow-net",
-      "--allow-read",
+      ...permissions,
       main,
       "serve",
-      dir,
+      ...source,
       "--address",
       HOST,
       "--port",
@@ -377,10 +336,6 @@ function installSignalHandlers(): void {
 
 // ---------------------------------------------------------------------------------------------
 // Measurements
-
-const fmtMBps = (v: number | null): string =>
-  v === null ? "-" : `${v.toFixed(v < 10 ? 2 : 1)} MB/s`;
-const fmtMiB = (bytes: number): string => `${+(bytes / MiB).toFixed(1)} MiB`;
 
 interface Ctx {
   tools: Tools & { atftp: string };
@@ -558,7 +513,7 @@ async function runScenario(
     for (const outcome of [ours, theirs]) {
       const port = await freeUdpPort(HOST);
       const spec = outcome === ours
-        ? oursSpec(ctx.servedDir, port)
+        ? oursSpec([ctx.servedDir], port)
         : refSpec(def.reference, ctx.tools, ctx.servedDir, port, ctx.logDir);
       if (typeof spec === "string") {
         outcome.reason = `not available: ${spec}`;
@@ -700,86 +655,10 @@ async function runScenario(
     ours,
     theirs,
     ratio,
-    target: `ratio >= ${RATIO_TARGET.toFixed(1)}`,
+    target: `>= ${RATIO_TARGET.toFixed(1)}`,
     status: ratio === null ? "N/A" : ratio >= RATIO_TARGET ? "PASS" : "BELOW TARGET",
   };
   return { result, rss };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Report
-
-function cell(o: ServerOutcome): string {
-  if (o.medianMBps !== null) return fmtMBps(o.medianMBps);
-  if (o.reason?.startsWith("not available")) return "not available";
-  return "FAILED";
-}
-
-function printTable(results: ScenarioResult[], rss: RssResult | undefined, runs: number): void {
-  const header = ["#", "scenario", OURS, "reference", "ratio", "target", "result"];
-  const rows: string[][] = [];
-  const notes: string[] = [];
-  for (const r of results) {
-    let status: string = r.status;
-    for (const o of [r.ours, r.theirs]) {
-      if (o.medianMBps === null && o.reason) {
-        notes.push(`[${r.id}] ${o.name}: ${o.reason}`);
-        if (status === "N/A") status = `N/A (${o.name} ${o.reason.split(":")[0]})`;
-      }
-      if (o.negotiation && !o.negotiation.ok) {
-        notes.push(`[${r.id}] ${o.name}: WARNING options: ${o.negotiation.detail}`);
-      }
-    }
-    rows.push([
-      r.id,
-      r.title,
-      cell(r.ours),
-      `${r.reference} ${cell(r.theirs)}`,
-      r.ratio === null ? "-" : r.ratio.toFixed(r.ratio < 0.1 ? 3 : 2),
-      `>= ${RATIO_TARGET.toFixed(1)}`,
-      status,
-    ]);
-  }
-  if (rss) {
-    const val = rss.peakMiB !== undefined && rss.ok ? `${rss.peakMiB.toFixed(1)} MiB` : "-";
-    let status: string = rss.status;
-    if (!rss.ok) {
-      status = "N/A";
-      notes.push(`[4] ${OURS}: ${rss.reason}`);
-    }
-    rows.push(["4", `peak RSS of ${OURS} during 3`, val, "-", "-", `<= 150 MiB`, status]);
-  }
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
-  const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-  console.log(`\n=== Results (median of ${runs} run${runs === 1 ? "" : "s"}, 1 MB = 2^20 B) ===`);
-  console.log(line(header));
-  console.log(line(widths.map((w) => "-".repeat(w))));
-  for (const r of rows) console.log(line(r));
-  if (notes.length) {
-    console.log("\nNotes:");
-    for (const n of notes) console.log(`  ${n}`);
-  }
-  console.log(
-    "\nNegotiation (traced 1 MiB probe) / bytes (full file, SHA-256), both untimed:",
-  );
-  for (const r of results) {
-    for (const o of [r.ours, r.theirs]) {
-      if (!o.negotiation || !o.verification) continue;
-      console.log(
-        `  [${r.id}] ${o.name.padEnd(9)} bytes ${o.verification.ok ? "ok" : "FAILED"}; ` +
-          `${o.negotiation.detail}`,
-      );
-    }
-  }
-  console.log("\nAll runs (MB/s):");
-  for (const r of results) {
-    for (const o of [r.ours, r.theirs]) {
-      if (o.runsMBps.length === 0) continue;
-      console.log(
-        `  [${r.id}] ${o.name.padEnd(9)} ${o.runsMBps.map((v) => v.toFixed(1)).join(", ")}`,
-      );
-    }
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -853,7 +732,9 @@ async function main(): Promise<number> {
 
     const files = {} as Record<"small" | "large", BenchFile>;
     for (const key of ["small", "large"] as const) {
-      if (!defs.some((d) => d.fileKey === key)) continue;
+      const needed = defs.some((d) => d.fileKey === key) ||
+        (key === "large" && cli.selected.has("5"));
+      if (!needed) continue;
       const name = `bench-${sizes[key] / MiB}MiB.bin`;
       const path = `${servedDir}/${name}`;
       const sha256 = await writeRandomFile(path, sizes[key]);
@@ -884,6 +765,20 @@ async function main(): Promise<number> {
       const r = await runScenario(ctx, def);
       results.push(r.result);
       if (r.rss) rss = r.rss;
+    }
+    if (cli.selected.has("5")) {
+      results.push(
+        ...await runOriginScenarios({
+          atftp: tools.atftp,
+          clientTimeout: cli.clientTimeout,
+          file: files.large,
+          warmup: probeFile,
+          servedDir,
+          workDir: downloadDir,
+          runs: cli.runs,
+          oursSpec,
+        }),
+      );
     }
 
     printTable(results, rss, cli.runs);

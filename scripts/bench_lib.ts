@@ -301,6 +301,8 @@ export interface ServerSpec {
   readyLine?: string;
   /** A log file the server writes to (its tail is shown if start-up fails). */
   logFile?: string;
+  /** Not a TFTP server: ready on `readyLine` alone, without a TFTP probe. */
+  noProbe?: boolean;
 }
 
 /** A started server process. */
@@ -387,7 +389,7 @@ export class RunningServer {
 
 /**
  * Starts a server on 127.0.0.1:`port` and waits until it is ready: the `readyLine` (if any) was
- * printed AND it answers a TFTP probe. Throws an Error whose message explains why otherwise.
+ * printed AND it answers a TFTP probe (unless `noProbe`). Throws an Error whose message explains why otherwise.
  */
 export async function startServer(
   spec: ServerSpec,
@@ -441,6 +443,7 @@ export async function startServer(
       return await fail(`did not print "${spec.readyLine}" within ${timeoutMs / 1000} s`);
     }
   }
+  if (spec.noProbe) return server;
   const probe = (async () => {
     while (performance.now() < deadline) {
       if (await probeTftp("127.0.0.1", port, 300)) return;

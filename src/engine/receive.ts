@@ -112,7 +112,7 @@ export async function receiveBlocks(
         if (ackedAt >= 0) {
           rto.sample(coarseNow() - ackedAt);
           ackedAt = -1;
-        }
+        } else rto.progress();
         stats.bytes += length;
         stats.blocks++;
         expected++;

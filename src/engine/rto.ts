@@ -30,6 +30,8 @@ export const MIN_RTO_MS = 60;
 export class Rto {
   #max: number;
   #srtt = -1;
+  /** The timeout the round trips call for, before any backoff. */
+  #base: number;
   /** The current timeout, in milliseconds. */
   ms: number;
 
@@ -40,13 +42,22 @@ export class Rto {
    */
   constructor(maxMs: number) {
     this.#max = maxMs;
-    this.ms = maxMs;
+    this.ms = this.#base = maxMs;
   }
 
   /** Records a round trip (milliseconds) of a packet that was sent once. */
   sample(rttMs: number): void {
     this.#srtt = this.#srtt < 0 ? rttMs : (7 * this.#srtt + rttMs) / 8;
-    this.ms = Math.min(this.#max, Math.max(MIN_RTO_MS, 3 * this.#srtt + 40));
+    this.ms = this.#base = Math.min(this.#max, Math.max(MIN_RTO_MS, 3 * this.#srtt + 40));
+  }
+
+  /**
+   * The peer made progress (new blocks acknowledged or received): drops the backoff. Without
+   * this, a lossy transfer whose windows are mostly resends would rarely take a fresh sample and
+   * keep a doubled timeout for good.
+   */
+  progress(): void {
+    this.ms = this.#base;
   }
 
   /**

@@ -140,6 +140,7 @@ export async function sendBlocks(
         pendingGap = -1;
       }
       if (result === "progress" && sentFreshAt >= 0) rto.sample(coarseNow() - sentFreshAt);
+      else rto.progress();
       tries = 0;
       duplicates = 0;
       // Block 0 (an OACK) carries no payload.
