@@ -330,35 +330,47 @@ Deno.test("at 100 % loss both ends give up after their retries and free their so
 });
 
 Deno.test("a lost final ACK of an upload is repeated when the client sends its last window again", async (t) => {
-  const dir = await Deno.makeTempDir({ prefix: "faults_final_ack_" });
-  // The server dallies for its timeout (3 s) after the final ACK; our client retransmits after
-  // its default 1 s, so the repeat always falls inside the dally.
-  const srv = await startServer([dir, "--write", "--timeout", "3", "--log-format", "json"], {
-    write: true,
-  });
+  // The server dallies for twice its timeout after the final ACK, so the client's repeat falls
+  // inside the dally both when the client retransmits sooner than the server's timeout (client
+  // 1 s, server 2 s) and when both use the same timeout (the client negotiates `timeout 1`, as
+  // the soak's clients do: with a dally of one timeout this was a race the client lost).
   // Seed 942 at 50 % drop, faults only towards the client: of the server's datagrams exactly the
   // second is lost (the decisions depend only on the seed and the count of those datagrams).
   // The first is the OACK, the second the final ACK.
   const plan: FaultPlan = { drop: 0.5, seed: 942, direction: "toClient" };
+  const setups: [string, string, ClientOptions][] = [
+    ["server timeout 2 s, client 1 s", "2", {}],
+    ["server and client timeout 1 s", "1", { timeout: 1 }],
+  ];
   const cases: [string, number, ClientOptions][] = [
     ["lock-step, one block", 300, { blksize: 512, windowsize: 1, retries: 3 }],
     ["windowed, three blocks in a window of 4", 1300, { blksize: 512, windowsize: 4, retries: 3 }],
   ];
-  try {
-    for (const [name, size, options] of cases) {
-      await t.step(name, async () => {
-        const data = new Uint8Array(size).map((_, i) => i * 7 + size);
-        const file = `final-${size}.bin`;
-        const outcome = await throughRelay(srv, plan, async (r) => {
-          await put({ hostname: HOST, port: r.port }, file, data, options);
-          assert.equal(r.stats.dropped, 1, "exactly one datagram (the final ACK) was lost");
-          return await checkStored(srv, dir, file, data);
+  for (const [setup, serverTimeout, clientOptions] of setups) {
+    const dir = await Deno.makeTempDir({ prefix: "faults_final_ack_" });
+    const srv = await startServer(
+      [dir, "--write", "--timeout", serverTimeout, "--log-format", "json"],
+      { write: true },
+    );
+    try {
+      for (const [name, size, options] of cases) {
+        await t.step(`${setup}: ${name}`, async () => {
+          const data = new Uint8Array(size).map((_, i) => i * 7 + size);
+          const file = `final-${size}.bin`;
+          const outcome = await throughRelay(srv, plan, async (r) => {
+            await put({ hostname: HOST, port: r.port }, file, data, {
+              ...clientOptions,
+              ...options,
+            });
+            assert.equal(r.stats.dropped, 1, "exactly one datagram (the final ACK) was lost");
+            return await checkStored(srv, dir, file, data);
+          });
+          assert.equal(outcome.error, null, `${outcome.error}; relay ${outcome.detail}`);
         });
-        assert.equal(outcome.error, null, `${outcome.error}; relay ${outcome.detail}`);
-      });
+      }
+    } finally {
+      await srv.stop();
+      await Deno.remove(dir, { recursive: true });
     }
-  } finally {
-    await srv.stop();
-    await Deno.remove(dir, { recursive: true });
   }
 });

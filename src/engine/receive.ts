@@ -28,7 +28,11 @@ export interface ReceiveOptions {
   first?: Uint8Array;
   /** Largest number of payload bytes to accept in total; more gets ERROR 3. */
   maxBytes?: number;
-  /** How long to stay for a repeated final DATA after the final ACK (default: the timeout). */
+  /**
+   * How long to stay for a repeated final DATA after the final ACK (default: twice the timeout,
+   * so that a sender retransmitting after the same timeout — as when the timeout option was
+   * negotiated — is still answered).
+   */
   dallyMs?: number;
   /** Called after each block with the payload bytes received so far. */
   onProgress?: (bytes: number) => void;
@@ -123,7 +127,7 @@ export async function receiveBlocks(
           await channel.send(lastAck);
           options.onProgress?.(stats.bytes);
           options.onComplete?.();
-          const dallyMs = options.dallyMs ?? settings.timeoutMs;
+          const dallyMs = options.dallyMs ?? 2 * settings.timeoutMs;
           if (dallyMs > 0) await dally(channel, lastAck, block, dallyMs);
           return stats;
         }

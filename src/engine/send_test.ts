@@ -1,0 +1,164 @@
+/**
+ * The sending side (`sendBlocks`) against a scripted peer over an in-memory channel: duplicate
+ * ACKs (Sorcerer's Apprentice), ACKs inside the window, ERRORs from the peer.
+ */
+
+import { deepEqual, equal, ok, rejects } from "node:assert/strict";
+import { PeerError } from "../errors.ts";
+import { ack, ErrorCode, errorPacket, Opcode, opcodeOf } from "../packet.ts";
+import { memoryChannelPair, type MemoryPlan } from "../../tests/support/memory_channel.ts";
+import {
+  collector,
+  dataPacket,
+  expectAck,
+  expectData,
+  makeBytes,
+  ROLES,
+  runTransfer,
+  sameBytes,
+  settings,
+  sourceFor,
+  wireRange,
+} from "../../tests/support/engine_harness.ts";
+import { receiveBlocks } from "./receive.ts";
+import { sendBlocks } from "./send.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Sorcerer's Apprentice
+
+Deno.test("duplicated ACKs never make the sender send a DATA block twice (Sorcerer's Apprentice)", async (t) => {
+  const dupAcks = {
+    script: (p: Uint8Array) => (opcodeOf(p) === Opcode.ACK ? "duplicate" as const : undefined),
+  };
+  for (const windowsize of [1, 4]) {
+    for (const { role, oack } of ROLES) {
+      await t.step(`${role}${oack ? " with OACK" : ""}, windowsize ${windowsize}`, async () => {
+        const data = makeBytes(512 * 20 + 7, 99);
+        const plan: MemoryPlan = role === "download" ? { bToA: dupAcks } : { aToB: dupAcks };
+        const r = await runTransfer({
+          role,
+          oack,
+          data,
+          settings: settings(512, windowsize),
+          plan,
+        });
+        sameBytes(r.received, data, "file");
+        ok(r.receiverEnd.counters.duplicated > 0, "the plan duplicated ACKs");
+        deepEqual(r.senderEnd.dataBlocks(), wireRange(1, 21), "each DATA block exactly once");
+        equal(r.sender.retransmits, 0);
+      });
+    }
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Windowed rewind
+
+Deno.test("an ACK inside the window makes the sender resend from the block after it", async () => {
+  const [a, b] = memoryChannelPair();
+  const s = settings(8, 4);
+  const data = makeBytes(8 * 10 + 3, 5);
+  const p = sendBlocks(a, sourceFor(data, s), s);
+  try {
+    const first: Uint8Array[] = [];
+    for (const k of [1, 2, 3, 4]) first.push(await expectData(b, k));
+    await b.send(ack(2)); // blocks 3 and 4 "lost"
+    deepEqual(await expectData(b, 3), first[2], "block 3 resent with the same bytes");
+    deepEqual(await expectData(b, 4), first[3], "block 4 resent with the same bytes");
+    await expectData(b, 5);
+    await expectData(b, 6);
+    // Another ACK inside the window (windows of up to 16 blocks go back at once): from 4.
+    await b.send(ack(3));
+    for (const k of [4, 5, 6, 7]) await expectData(b, k);
+    await b.send(ack(7));
+    for (const k of [8, 9, 10, 11]) await expectData(b, k);
+    await b.send(ack(11));
+    const stats = await p;
+    deepEqual(stats, { bytes: data.length, blocks: 11, retransmits: 5 });
+    deepEqual(a.dataBlocks(), [1, 2, 3, 4, 3, 4, 5, 6, 4, 5, 6, 7, 8, 9, 10, 11]);
+  } finally {
+    a.close();
+    b.close();
+    await p.catch(() => {});
+  }
+});
+
+Deno.test("a second duplicate ACK rewinds the window, the first one does not", async () => {
+  const [a, b] = memoryChannelPair();
+  const s = settings(8, 2);
+  const data = makeBytes(8 * 4 + 1, 6);
+  const p = sendBlocks(a, sourceFor(data, s), s);
+  try {
+    await expectData(b, 1);
+    await expectData(b, 2);
+    await b.send(ack(2));
+    await expectData(b, 3);
+    await expectData(b, 4);
+    await b.send(ack(2)); // first duplicate: ignored
+    // (Less than the adaptive timeout, which is 60 ms once a round trip was measured.)
+    equal(await b.receive(30), null, "the first duplicate ACK must not resend");
+    await b.send(ack(2)); // second duplicate: resend the window
+    await expectData(b, 3);
+    await expectData(b, 4);
+    await b.send(ack(4));
+    await expectData(b, 5);
+    await b.send(ack(5));
+    deepEqual(await p, { bytes: data.length, blocks: 5, retransmits: 2 });
+  } finally {
+    a.close();
+    b.close();
+    await p.catch(() => {});
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+Deno.test("an ERROR from the peer mid-transfer ends the engine with PeerError", async (t) => {
+  await t.step("sender", async () => {
+    const [a, b] = memoryChannelPair();
+    const s = settings(8, 1);
+    const p = sendBlocks(a, sourceFor(makeBytes(100, 1), s), s);
+    try {
+      await expectData(b, 1);
+      await b.send(ack(1));
+      await expectData(b, 2);
+      await b.send(errorPacket(ErrorCode.DISK_FULL, "disk full"));
+      await rejects(p, (e: unknown) => {
+        ok(e instanceof PeerError, String(e));
+        equal(e.code, 3);
+        equal(e.peerMessage, "disk full");
+        return true;
+      });
+      deepEqual(a.dataBlocks(), [1, 2], "nothing sent after the ERROR");
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  await t.step("receiver", async () => {
+    const [a, b] = memoryChannelPair();
+    const s = settings(8, 1);
+    const sink = collector();
+    const p = receiveBlocks(a, sink, s, { reply: ack(0) });
+    try {
+      await expectAck(b, 0);
+      await b.send(dataPacket(1, makeBytes(8, 1)));
+      await expectAck(b, 1);
+      await b.send(errorPacket(ErrorCode.FILE_NOT_FOUND, "gone"));
+      await rejects(p, (e: unknown) => {
+        ok(e instanceof PeerError, String(e));
+        equal(e.code, 1);
+        equal(e.peerMessage, "gone");
+        return true;
+      });
+      equal(sink.finishes, 0, "an aborted transfer is not finished");
+      deepEqual(a.ackBlocks(), [0, 1]);
+      equal(a.sentWith(Opcode.ERROR).length, 0, "no ERROR answers an ERROR");
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
