@@ -271,9 +271,34 @@ Deno.test("a silent peer makes the engine give up after exactly `retries` retran
       await expectData(b, 2);
       await rejects(p, (e: Error) => {
         ok(e instanceof TimeoutError);
+        ok(!e.message.includes("the client has the file"), e.message);
         return true;
       });
       deepEqual(a.dataBlocks(), [1, 2, 2, 2, 2]);
+    } finally {
+      a.close();
+      b.close();
+      await p.catch(() => {});
+    }
+  });
+
+  await t.step("sender, only the final ACK never comes: the error says so", async () => {
+    // A client that does not stay after its final ACK has the file if that ACK was lost; the
+    // server's record should say so rather than look like a broken transfer.
+    const [a, b] = memoryChannelPair();
+    const s = settings(8, 4, timeoutMs, retries);
+    const p = sendBlocks(a, sourceFor(makeBytes(20, 1), s), s);
+    try {
+      for (const k of [1, 2, 3]) await expectData(b, k);
+      await rejects(p, (e: Error) => {
+        ok(e instanceof TimeoutError);
+        equal(
+          e.message,
+          "no ACK for block 1 after 3 retransmissions (every block was sent: if only the final " +
+            "ACK was lost, the client has the file)",
+        );
+        return true;
+      });
     } finally {
       a.close();
       b.close();

@@ -102,8 +102,13 @@ export async function sendBlocks(
     }
     if (packet === null) {
       if (rto.backoff() && ++tries > settings.retries) {
+        // Every block was sent and no ACK for the last window came: most clients do not stay
+        // after their final ACK, so if only that ACK was lost the client has the whole file.
+        const tail = w.next > w.last
+          ? " (every block was sent: if only the final ACK was lost, the client has the file)"
+          : "";
         throw new TimeoutError(
-          `no ACK for block ${w.base} after ${settings.retries} retransmissions`,
+          `no ACK for block ${w.base} after ${settings.retries} retransmissions${tail}`,
         );
       }
       w.rewind();
