@@ -12,7 +12,8 @@
  * - creates a temp dir with random files (10 MiB and 100 MiB; 2 MiB and 10 MiB with `--quick`),
  *   created once and served by every server;
  * - for each scenario, starts fresh server processes on 127.0.0.1 with free UDP ports:
- *   - tftpkit: `deno run --allow-net --allow-read main.ts serve DIR --address 127.0.0.1 --port P
+ *   - tftpkit: `deno run --v8-flags=--max-semi-space-size=4 --allow-net --allow-read main.ts serve
+ *     DIR --address 127.0.0.1 --port P
  *     --max-blksize 65464 --max-windowsize 64 --max-sessions 1000 --max-sessions-per-client 1000`
  *     (ready when it prints a line containing "listening on" and answers a TFTP request; if it
  *     cannot be started its cells read "not available: <reason>" and the C rows still run);
@@ -82,6 +83,7 @@ import {
   writeRandomFile,
 } from "./bench_lib.ts";
 import { runOriginScenarios } from "./bench_origin.ts";
+import { V8_FLAGS } from "./compile.ts";
 import {
   type BenchFile,
   fmtMBps,
@@ -236,6 +238,7 @@ function oursSpec(
     cmd: Deno.execPath(),
     args: [
       "run",
+      V8_FLAGS, // as in the binaries and the deno tasks
       ...permissions,
       main,
       "serve",

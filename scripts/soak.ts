@@ -27,7 +27,8 @@
  * - at the deadline starts nothing new, gives transfers in flight `--grace` seconds (default 120)
  *   to finish, then aborts the rest (counted as "cut off", not as failures);
  * - reports: transfers done and bytes verified, failures grouped by reason (with examples), the
- *   transfers cut off, the server's outcome counts (its JSON log), the server's peak RSS (VmHWM)
+ *   transfers cut off, the server's outcome counts (its JSON log; records other than ok grouped
+ *   by operation, outcome and error), the server's peak RSS (VmHWM)
  *   and RSS at start and end, its open file descriptors (`/proc/PID/fd`) at start and at the end
  *   (once its last transfer has ended), the relay's fault counters, and the aggregate throughput
  *   (verified bytes / wall time) with a per-mode breakdown. A progress line is printed every 10 s,
@@ -117,6 +118,8 @@ interface Server {
   port: number;
   /** Outcome counts of the server's transfer records. */
   outcomes: Map<string, number>;
+  /** Records other than `ok`, counted by "OP outcome: error" (numbers shown as N). */
+  notOk: Map<string, number>;
   /** Transfer records seen so far. */
   records: number;
   /** Non-transfer lines at warning level or above. */
@@ -128,6 +131,7 @@ async function startServer(dir: string): Promise<Server> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
+      "--v8-flags=--max-semi-space-size=4", // as the binaries and the deno tasks run it
       "--allow-net",
       "--allow-read",
       "--allow-write",
@@ -156,6 +160,7 @@ async function startServer(dir: string): Promise<Server> {
     pid: child.pid,
     port: 0,
     outcomes: new Map(),
+    notOk: new Map(),
     records: 0,
     warnings: [],
     exited: Promise.resolve(0),
@@ -175,6 +180,10 @@ async function startServer(dir: string): Promise<Server> {
       server.records++;
       const o = String(rec.outcome);
       server.outcomes.set(o, (server.outcomes.get(o) ?? 0) + 1);
+      if (o !== "ok") {
+        const why = `${rec.op} ${o}: ${String(rec.error ?? "").replace(/\d+/g, "N")}`;
+        server.notOk.set(why, (server.notOk.get(why) ?? 0) + 1);
+      }
     } else if (rec.level === "warning" || rec.level === "error" || rec.level === "fatal") {
       server.warnings.push(String(rec.msg));
     }
@@ -479,6 +488,7 @@ async function main() {
         rss_end_kb: rssEnd,
         peak_rss_kb: hwm,
         outcomes: Object.fromEntries(srv.outcomes),
+        not_ok: Object.fromEntries(srv.notOk),
         records: srv.records,
         warnings: srv.warnings.filter((w) => !/failed \(/.test(w)).slice(0, 10),
       },
@@ -526,6 +536,9 @@ async function main() {
         [...srv.outcomes].map(([k, v]) => `${k} ${v}`).join(", ") || "(none)"
       }`,
     );
+    for (const [why, n] of [...srv.notOk].sort((a, b) => b[1] - a[1]).slice(0, 8)) {
+      console.log(`    ${n} x ${why}`);
+    }
     console.log(
       `  relay             ${fr.stats.toServer} to server, ${fr.stats.toClient} to clients, ` +
         `${fr.stats.dropped} dropped, ${fr.stats.duplicated} duplicated, ` +

@@ -109,6 +109,7 @@ Deno.test("compile --dry-run prints the exact deno compile command of every targ
             "--no-prompt",
             "--frozen",
             "--exclude-unused-npm",
+            "--v8-flags=--max-semi-space-size=4",
           ];
           for (const flag of flags) {
             ok(w.includes(flag), `${target}: ${flag} missing: ${w.join(" ")}`);
