@@ -21,19 +21,14 @@
  * @module
  */
 
+import { errorMessage, freeUdpPort, hashFile, median, MiB, readProcMemory } from "./bench_lib.ts";
 import {
   describeClientFailure,
-  errorMessage,
-  freeUdpPort,
-  hashFile,
-  median,
-  MiB,
-  readProcMemory,
   runClient,
   type RunningServer,
   type ServerSpec,
   startServer,
-} from "./bench_lib.ts";
+} from "./bench_peers.ts";
 import {
   type BenchFile,
   fmtMBps,

@@ -7,19 +7,21 @@
  */
 
 import {
-  describeClientFailure,
   errorMessage,
   freeUdpPort,
   hashFile,
   median,
   MiB,
-  parseTrace,
   processName,
   readProcMemory,
+} from "./bench_lib.ts";
+import {
+  describeClientFailure,
+  parseTrace,
   runClient,
   type RunningServer,
   startServer,
-} from "./bench_lib.ts";
+} from "./bench_peers.ts";
 import { HOST, oursSpec, type RefName, refSpec, type Tools } from "./bench_servers.ts";
 import {
   type BenchFile,

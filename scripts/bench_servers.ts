@@ -5,7 +5,8 @@
  * @module
  */
 
-import { commandOutput, isExecutable, type ServerSpec, which } from "./bench_lib.ts";
+import { commandOutput, isExecutable, which } from "./bench_lib.ts";
+import { type ServerSpec } from "./bench_peers.ts";
 import { V8_FLAGS } from "./compile.ts";
 import { OURS } from "./bench_report.ts";
 

@@ -1,0 +1,152 @@
+/**
+ * The server side of `scripts/soak.ts`: the `tftpkit serve` process under test, its JSON log
+ * (outcome counts, the records other than ok, warnings), and its descriptors and memory from
+ * `/proc`.
+ *
+ * @module
+ */
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../", import.meta.url).pathname;
+
+/** The soak's server process and what its JSON log said so far. */
+export interface Server {
+  child: Deno.ChildProcess;
+  pid: number;
+  port: number;
+  /** Outcome counts of the server's transfer records. */
+  outcomes: Map<string, number>;
+  /** Records other than `ok`, counted by "OP outcome: error" (numbers shown as N). */
+  notOk: Map<string, number>;
+  /** Transfer records seen so far. */
+  records: number;
+  /** Non-transfer lines at warning level or above. */
+  warnings: string[];
+  exited: Promise<number>;
+}
+
+/**
+ * Starts `tftpkit serve DIR --write` (1 s timeout, 8 retries, JSON log) as the binaries run it and
+ * resolves once it logs its `listening` event.
+ */
+export async function startServer(dir: string): Promise<Server> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--v8-flags=--max-semi-space-size=4", // as the binaries and the deno tasks run it
+      "--allow-net",
+      "--allow-read",
+      "--allow-write",
+      MAIN,
+      "serve",
+      dir,
+      "--address",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--write",
+      "--timeout",
+      "1",
+      "--retries",
+      "8",
+      "--log-format",
+      "json",
+    ],
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const server: Server = {
+    child,
+    pid: child.pid,
+    port: 0,
+    outcomes: new Map(),
+    notOk: new Map(),
+    records: 0,
+    warnings: [],
+    exited: Promise.resolve(0),
+  };
+  let listening!: (port: number) => void;
+  const ready = new Promise<number>((r) => (listening = r));
+  const onLine = (line: string) => {
+    let rec: Record<string, unknown>;
+    try {
+      rec = JSON.parse(line);
+    } catch {
+      if (line.trim()) server.warnings.push(line);
+      return;
+    }
+    if (rec.event === "listening") listening(Number(rec.port));
+    else if (rec.event === "transfer") {
+      server.records++;
+      const o = String(rec.outcome);
+      server.outcomes.set(o, (server.outcomes.get(o) ?? 0) + 1);
+      if (o !== "ok") {
+        const why = `${rec.op} ${o}: ${String(rec.error ?? "").replace(/\d+/g, "N")}`;
+        server.notOk.set(why, (server.notOk.get(why) ?? 0) + 1);
+      }
+    } else if (rec.level === "warning" || rec.level === "error" || rec.level === "fatal") {
+      server.warnings.push(String(rec.msg));
+    }
+  };
+  const pump = async (stream: ReadableStream<Uint8Array>) => {
+    const dec = new TextDecoder();
+    let rest = "";
+    for await (const chunk of stream) {
+      rest += dec.decode(chunk, { stream: true });
+      const lines = rest.split("\n");
+      rest = lines.pop()!;
+      lines.forEach(onLine);
+    }
+    if (rest) onLine(rest);
+  };
+  const pumps = Promise.all([pump(child.stdout), pump(child.stderr)]);
+  server.exited = pumps.then(() => child.status).then((s) => s.code);
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const port = await Promise.race([
+    ready,
+    server.exited.then((code) => {
+      throw new Error(`server exited (${code}) before listening: ${server.warnings.join("\n")}`);
+    }),
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error("server did not start within 30 s")), 30_000);
+    }),
+  ]).finally(() => clearTimeout(timer));
+  server.port = port;
+  return server;
+}
+
+/** SIGTERM, then SIGKILL after 10 s; resolves with the exit code. */
+export async function stopServer(s: Server): Promise<number> {
+  try {
+    s.child.kill("SIGTERM");
+  } catch { /* already gone */ }
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const killed = new Promise<void>((r) => {
+    timer = setTimeout(() => {
+      try {
+        s.child.kill("SIGKILL");
+      } catch { /* gone */ }
+      r();
+    }, 10_000);
+  });
+  const code = await Promise.race([s.exited, killed.then(() => s.exited)]);
+  clearTimeout(timer);
+  return code;
+}
+
+/** Open file descriptors of a process. */
+export async function fdCount(pid: number): Promise<number> {
+  let n = 0;
+  for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) n++;
+  return n;
+}
+
+/** A `kB` field of `/proc/PID/status` (VmRSS, VmHWM, …). */
+export async function statusKb(pid: number, field: string): Promise<number> {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(
+    await Deno.readTextFile(`/proc/${pid}/status`),
+  );
+  return m ? Number(m[1]) : NaN;
+}
