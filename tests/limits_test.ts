@@ -1,62 +1,28 @@
 /**
- * Resource limits and access control of `tftpkit serve`: session caps (global and per client
- * address), upload size caps, a full disk, a flood of abandoned requests, --allow/--deny (IPv4
- * and IPv6) and --port-range.
+ * Resource limits of `tftpkit serve` on concurrent transfers: session caps (global and per
+ * client address), a flood of abandoned requests, and --port-range.
  */
 
 import assert from "node:assert/strict";
-import { get, PeerError, put } from "../src/mod.ts";
+import { get } from "../src/mod.ts";
 import { decode } from "../src/packet.ts";
 import { RawPeer, request } from "./support/raw.ts";
-import { makeFile, run, type ServerProcess, startServer } from "./support/server.ts";
+import { makeFile, type ServerProcess, startServer } from "./support/server.ts";
 import {
   finishDownload,
   holdDownload,
-  sameBytes,
   socketCount,
   statusKb,
   transfers,
   waitUntil,
 } from "./support/proc.ts";
-
-const HOST = "127.0.0.1";
-
-async function withDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  const names = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
-  return names.sort();
-}
-
-function assertBytes(got: Uint8Array, want: Uint8Array, what: string) {
-  const diff = sameBytes(got, want);
-  assert.equal(diff, null, `${what}: ${diff}`);
-}
+import { assertBytes, HOST, withDir } from "./support/limits_fixture.ts";
 
 /** Sends a plain RRQ and returns the decoded answer (from any port), or null on silence. */
 async function answerTo(peer: RawPeer, port: number, name: string, hostname = HOST, ms = 3000) {
   await peer.send(request("RRQ", name), port, hostname);
   const got = await peer.recv(ms);
   return got && { packet: decode(got.data), from: got.from };
-}
-
-/**
- * The listening port from the server's "listening on" line. (`startServer().port` misreads an
- * IPv6 line such as `listening on [::1]:40856` as port 1, so IPv6 servers use this.)
- */
-function listeningPort(srv: ServerProcess): number {
-  const line = srv.lines.find((l) => l.includes("listening on "));
-  const m = line && /listening on (?:\[[^\]]*\]|[^\s:]+):(\d+)/.exec(line);
-  if (!m) throw new Error(`no listening line in ${srv.lines.join("\n")}`);
-  return Number(m[1]);
 }
 
 /** Expects an ERROR with `code` from the listening port in answer to a plain RRQ. */
@@ -70,16 +36,6 @@ async function expectRefusal(peer: RawPeer, srv: ServerProcess, name: string, co
   return a.packet.message;
 }
 
-/** Asserts that nothing at all arrives at `peer` within `ms`. */
-async function assertSilence(peer: RawPeer, ms: number, what: string) {
-  const got = await peer.drain(ms);
-  assert.deepEqual(
-    got.map((g) => `${g.from.port}: ${JSON.stringify(decode(g.data))}`),
-    [],
-    `${what}: no datagram may arrive`,
-  );
-}
-
 /** Resolves with `p`'s value, or `false` after `ms` (the timer is always cleared). */
 async function within<T>(p: Promise<T>, ms: number): Promise<T | false> {
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -88,18 +44,6 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | false> {
   } finally {
     clearTimeout(timer);
   }
-}
-
-/** A stream of `data` in 10 000-byte pieces: put() cannot know its size, so sends no tsize. */
-function streamOf(data: Uint8Array): ReadableStream<Uint8Array> {
-  let at = 0;
-  return new ReadableStream({
-    pull(c) {
-      if (at >= data.length) return c.close();
-      c.enqueue(data.slice(at, at + 10_000));
-      at += 10_000;
-    },
-  });
 }
 
 Deno.test("--max-sessions 3 refuses a fourth transfer with ERROR 3 while the held three still complete", async () => {
@@ -164,101 +108,6 @@ Deno.test("--max-sessions-per-client 2 refuses a third transfer from one address
     } finally {
       for (const p of [...a, b]) p.close();
       await srv.stop();
-    }
-  });
-});
-
-Deno.test("--max-upload-size 100K refuses larger uploads with ERROR 3 and leaves no file", async (t) => {
-  await withDir("limits_upload_", async (dir) => {
-    const srv = await startServer(
-      [dir, "--write", "--max-upload-size", "100K", "--log-format", "json"],
-      { write: true },
-    );
-    const target = { hostname: HOST, port: srv.port };
-    const limit = 100 * 1024;
-    const refused = (e: unknown) => {
-      assert.ok(e instanceof PeerError, `a PeerError, got ${e}`);
-      assert.equal(e.code, 3, e.message);
-      return true;
-    };
-    const failedRecord = (file: string) =>
-      waitUntil(
-        () => transfers(srv.lines).find((r) => r.file === file),
-        `the server's record of ${file}`,
-      );
-    try {
-      await t.step("a WRQ announcing a tsize over the limit gets ERROR 3", async () => {
-        const data = new Uint8Array(limit + 1).fill(7);
-        await assert.rejects(put(target, "announced.bin", data), refused);
-        assert.deepEqual(await listDir(dir), []);
-      });
-      await t.step("an upload of exactly the limit is accepted", async () => {
-        const data = new Uint8Array(limit).map((_, i) => i * 31);
-        await put(target, "exact.bin", data);
-        assertBytes(await Deno.readFile(`${dir}/exact.bin`), data, "exact.bin");
-      });
-      await t.step(
-        "uploads without tsize that grow past the limit get ERROR 3 and leave no file",
-        async () => {
-          const data = new Uint8Array(150_000).map((_, i) => i * 7);
-          // Plain RFC 1350 (no options at all) and a windowed stream of unknown size.
-          await assert.rejects(put(target, "plain.bin", data, { noOptions: true }), refused);
-          await assert.rejects(
-            put(target, "stream.bin", streamOf(data), { blksize: 1468, windowsize: 8 }),
-            refused,
-          );
-          for (const f of ["plain.bin", "stream.bin"]) {
-            const rec = await failedRecord(f);
-            assert.notEqual(rec.outcome, "ok", f);
-            assert.ok(rec.bytes <= limit, `${f}: at most the limit was received (${rec.bytes})`);
-          }
-          assert.deepEqual(await listDir(dir), ["exact.bin"], "no final or temporary file");
-        },
-      );
-    } finally {
-      await srv.stop();
-    }
-  });
-});
-
-Deno.test("a full disk ends uploads with ERROR 3 and leaves neither the file nor a temporary file", async (t) => {
-  await withDir("limits_disk_", async (mnt) => {
-    const m = await run("mount", ["-t", "tmpfs", "-o", "size=1m", "tmpfs", mnt]);
-    assert.equal(m.code, 0, `mount tmpfs (needs root): ${m.stderr}`);
-    let srv: ServerProcess | null = null;
-    try {
-      srv = await startServer([mnt, "--write", "--log-format", "json"], { write: true });
-      const target = { hostname: HOST, port: srv.port };
-      const data = new Uint8Array(2 * 1024 * 1024).map((_, i) => (i * 13) >> 3);
-      const diskFull = (e: unknown) => {
-        assert.ok(e instanceof PeerError, `a PeerError, got ${e}`);
-        assert.equal(e.code, 3, e.message);
-        assert.match(e.peerMessage, /disk full|space/i);
-        return true;
-      };
-      await t.step("a 2 MB upload announcing its tsize", async () => {
-        await assert.rejects(put(target, "big.bin", data), diskFull);
-        await waitUntil(() => transfers(srv!.lines).some((r) => r.file === "big.bin"), "record");
-        assert.deepEqual(await listDir(mnt), [], "nothing left on the full file system");
-      });
-      await t.step("a 2 MB upload of unknown size (windowed)", async () => {
-        await assert.rejects(
-          put(target, "stream.bin", streamOf(data), { blksize: 1468, windowsize: 16 }),
-          diskFull,
-        );
-        await waitUntil(() => transfers(srv!.lines).some((r) => r.file === "stream.bin"), "record");
-        assert.deepEqual(await listDir(mnt), [], "nothing left on the full file system");
-      });
-      await t.step("the file system is usable again: a small upload succeeds", async () => {
-        const small = new Uint8Array(10_000).fill(5);
-        await put(target, "small.bin", small);
-        assertBytes(await Deno.readFile(`${mnt}/small.bin`), small, "small.bin");
-        await Deno.remove(`${mnt}/small.bin`);
-      });
-    } finally {
-      await srv?.stop();
-      const u = await run("umount", [mnt]);
-      assert.equal(u.code, 0, `umount: ${u.stderr}`);
     }
   });
 });
@@ -368,93 +217,6 @@ Deno.test("a flood of 1,000 abandoned requests does not starve a real client and
       for (const c of flooders) c.close();
       await srv.stop();
     }
-  });
-});
-
-Deno.test("--allow and --deny: refused peers get no answer at all, IPv4 and IPv6", async (t) => {
-  await withDir("limits_acl_", async (dir) => {
-    const file = await makeFile(`${dir}/f.bin`, 1200, 5);
-    const data = (block: number) => new Uint8Array([0, 3, 0, block, 1, 2, 3]);
-
-    await t.step("--allow 127.0.0.2/32 serves 127.0.0.2 and ignores 127.0.0.1", async () => {
-      const srv = await startServer([dir, "-v", "--allow", "127.0.0.2/32"]);
-      const ok = new RawPeer("127.0.0.2");
-      const no = new RawPeer("127.0.0.1");
-      try {
-        const h = await holdDownload(ok, request("RRQ", "f.bin"), srv.port);
-        assertBytes(await finishDownload(h), file, "download from 127.0.0.2");
-        await no.send(request("RRQ", "f.bin"), srv.port);
-        await no.send(request("WRQ", "w.bin"), srv.port);
-        await no.send(data(1), srv.port); // would draw ERROR 5 from an allowed peer
-        await no.send(new Uint8Array([0, 9, 1]), srv.port); // would draw ERROR 4
-        await assertSilence(no, 1500, "127.0.0.1 is not in --allow");
-        await srv.waitFor(new RegExp(`from 127\\.0\\.0\\.1:${no.port}: not allowed`));
-      } finally {
-        ok.close();
-        no.close();
-        await srv.stop();
-      }
-    });
-
-    await t.step("--deny 127.0.0.2 wins over --allow 127.0.0.0/8", async () => {
-      const srv = await startServer([
-        dir,
-        "-v",
-        "--allow",
-        "127.0.0.0/8",
-        "--deny",
-        "127.0.0.2",
-      ]);
-      const no = new RawPeer("127.0.0.2");
-      try {
-        assertBytes(await get({ hostname: HOST, port: srv.port }, "f.bin"), file, "127.0.0.1");
-        await no.send(request("RRQ", "f.bin"), srv.port);
-        await no.send(data(1), srv.port);
-        await assertSilence(no, 1500, "127.0.0.2 is denied");
-        await srv.waitFor(new RegExp(`from 127\\.0\\.0\\.2:${no.port}: not allowed`));
-      } finally {
-        no.close();
-        await srv.stop();
-      }
-    });
-
-    await t.step(
-      "IPv6 on ::1: --deny ::1/128 and an IPv4-only --allow ignore ::1, --allow ::1/128 serves it",
-      async () => {
-        const deny = await startServer([dir, "-v", "--address", "::1", "--deny", "::1/128"]);
-        const v4only = await startServer([
-          dir,
-          "-v",
-          "--address",
-          "::1",
-          "--allow",
-          "127.0.0.0/8",
-        ]);
-        const allow = await startServer([dir, "--address", "::1", "--allow", "::1/128"]);
-        const p1 = new RawPeer("::1");
-        const p2 = new RawPeer("::1");
-        try {
-          assertBytes(
-            await get({ hostname: "::1", port: listeningPort(allow) }, "f.bin"),
-            file,
-            "::1 allowed",
-          );
-          await p1.send(request("RRQ", "f.bin"), listeningPort(deny), "::1");
-          await p2.send(request("RRQ", "f.bin"), listeningPort(v4only), "::1");
-          await Promise.all([
-            assertSilence(p1, 1500, "::1 is denied"),
-            assertSilence(p2, 1500, "::1 is not in an IPv4 --allow"),
-          ]);
-          // The datagrams did arrive and were ignored on purpose.
-          await deny.waitFor(new RegExp(`from \\[::1\\]:${p1.port}: not allowed`));
-          await v4only.waitFor(new RegExp(`from \\[::1\\]:${p2.port}: not allowed`));
-        } finally {
-          p1.close();
-          p2.close();
-          await Promise.all([deny.stop(), v4only.stop(), allow.stop()]);
-        }
-      },
-    );
   });
 });
 

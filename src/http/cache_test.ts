@@ -1,100 +1,19 @@
-import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
-import { TftpError } from "../errors.ts";
-import type { ReadHandle, RequestInfo } from "../source.ts";
-import { HttpCache } from "./cache.ts";
+/**
+ * Unit tests of `HttpCache` (src/http/cache.ts) through a caching `HttpFileSource`: what is kept
+ * on disk, freshness and revalidation after the TTL, LRU eviction down to `maxBytes`, files too
+ * large to keep, and reopening a cache directory.
+ */
+
+import { deepEqual, equal, ok } from "node:assert/strict";
 import { cacheKey } from "./cache_store.ts";
-import { HttpFileSource } from "./origin.ts";
+import { bytesRoute, testBytes } from "../../tests/support/http_origin.ts";
 import {
-  bytesRoute,
-  startOrigin,
-  testBytes,
-  type TestOrigin,
-} from "../../tests/support/http_origin.ts";
-
-const info: RequestInfo = {
-  peer: { transport: "udp", hostname: "127.0.0.1", port: 1 },
-  mode: "octet",
-};
-
-async function readAll(h: ReadHandle, bufSize = 65536): Promise<Uint8Array> {
-  const parts: Uint8Array[] = [];
-  const buf = new Uint8Array(bufSize);
-  try {
-    for (;;) {
-      const n = await h.read(buf);
-      if (n === null) break;
-      parts.push(buf.slice(0, n));
-    }
-  } finally {
-    h.close();
-  }
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
-
-async function fetchVia(source: HttpFileSource, name: string): Promise<Uint8Array> {
-  return await readAll(await source.openRead(name, info));
-}
-
-async function listDir(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
-  return names.sort();
-}
-
-interface Fixture {
-  origin: TestOrigin;
-  dir: string;
-  clock: { now: number };
-  open(options?: { maxBytes?: number; ttlSeconds?: number }): Promise<{
-    cache: HttpCache;
-    source: HttpFileSource;
-  }>;
-}
-
-/** An origin, a cache directory, a fake clock; everything closed and removed afterwards. */
-async function withCache(fn: (f: Fixture) => Promise<void>): Promise<void> {
-  const origin = await startOrigin();
-  const dir = await Deno.makeTempDir({ prefix: "tftpkit-cache-" });
-  const clock = { now: 1_700_000_000_000 };
-  const sources: HttpFileSource[] = [];
-  try {
-    await fn({
-      origin,
-      dir,
-      clock,
-      async open(options = {}) {
-        const cache = await HttpCache.open(`${dir}/cache`, { ...options, now: () => clock.now });
-        const source = new HttpFileSource(`${origin.base}/`, {
-          tree: true,
-          cache,
-          headersTimeoutMs: 2000,
-          idleTimeoutMs: 1000,
-        });
-        sources.push(source);
-        return { cache, source };
-      },
-    });
-  } finally {
-    for (const s of sources) await s.close();
-    await origin.close();
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function expectCode(p: Promise<unknown>, code: number, message?: RegExp): Promise<void> {
-  await rejects(p, (e: unknown) => {
-    ok(e instanceof TftpError, `expected a TftpError, got ${e}`);
-    equal(e.code, code, `code for "${e.message}"`);
-    if (message) match(e.message, message);
-    return true;
-  });
-}
+  fetchVia,
+  info,
+  listDir,
+  readAllAndClose as readAll,
+  withCache,
+} from "../../tests/support/http_unit.ts";
 
 Deno.test("a completed download is kept and the next request does not hit the origin", async () => {
   await withCache(async ({ origin, dir, clock, open }) => {
@@ -244,144 +163,6 @@ Deno.test("a file larger than maxBytes is served but not kept", async () => {
   });
 });
 
-Deno.test("concurrent requests for an uncached URL share one origin GET", async (t) => {
-  await withCache(async ({ origin, open }) => {
-    const data = testBytes(500_000, 5);
-    await t.step("all arriving before the headers", async () => {
-      const slow = bytesRoute(origin, () => data);
-      origin.route("/cold", async (req, seen) => {
-        await origin.delay(300);
-        return slow(req, seen);
-      });
-      const { cache, source } = await open();
-      const results = await Promise.all(
-        Array.from({ length: 6 }, () => fetchVia(source, "cold")),
-      );
-      for (const r of results) deepEqual(r, data);
-      equal(origin.count("/cold"), 1);
-      equal(cache.stats.joined, 5);
-      await cache.settled();
-      ok(cache.entry(`${origin.base}/cold`));
-    });
-    await t.step("joining while the body is still arriving", async () => {
-      let pos = 0;
-      const step = 50_000;
-      origin.route("/trickle", () =>
-        new Response(
-          origin.stream({
-            async pull(c) {
-              if (pos >= data.length) return c.close();
-              await origin.delay(30);
-              c.enqueue(data.slice(pos, pos + step));
-              pos += step;
-            },
-          }),
-          { headers: { "content-length": String(data.length) } },
-        ));
-      const { cache, source } = await open();
-      const first = await source.openRead("trickle", info);
-      const buf = new Uint8Array(1000);
-      equal(await first.read(buf), 1000);
-      const late = await Promise.all([1, 2, 3].map(() => source.openRead("trickle", info)));
-      ok(pos > 0 && pos < data.length, "joined mid-download");
-      for (const h of late) equal(h.size, data.length);
-      const rest = await Promise.all([readAll(first), ...late.map((h) => readAll(h, 777))]);
-      deepEqual(rest[0], data.subarray(1000));
-      for (const r of rest.slice(1)) deepEqual(r, data);
-      equal(origin.count("/trickle"), 1);
-      await cache.settled();
-      equal(cache.entry(`${origin.base}/trickle`)!.size, data.length);
-    });
-  });
-});
-
-Deno.test("a requester that gives up does not stop the shared download", async () => {
-  await withCache(async ({ origin, open }) => {
-    const data = testBytes(400_000, 6);
-    origin.route("/f", bytesRoute(origin, () => data, { chunk: 8192 }));
-    const { cache, source } = await open();
-    const quitter = await source.openRead("f", info);
-    const stayer = await source.openRead("f", info);
-    equal(await quitter.read(new Uint8Array(10)), 10);
-    quitter.close();
-    deepEqual(await readAll(stayer), data);
-    await cache.settled();
-    equal(origin.count("/f"), 1);
-    deepEqual(await fetchVia(source, "f"), data);
-    equal(origin.count("/f"), 1);
-  });
-});
-
-Deno.test("a failed origin fetch leaves nothing in the cache", async (t) => {
-  await withCache(async ({ origin, dir, open }) => {
-    const part = testBytes(100_000, 7);
-    origin.route("/cut", () =>
-      new Response(
-        origin.stream({
-          start(c) {
-            c.enqueue(part);
-            setTimeout(() => c.error(new Error("cut")), 50);
-          },
-        }),
-        { headers: { "content-length": "300000" } },
-      ));
-    origin.route("/stall", () =>
-      new Response(origin.stream({ start: (c) => c.enqueue(part) }), {
-        headers: { "content-length": "300000" },
-      }));
-    origin.route("/boom", () => new Response("no", { status: 500 }));
-    const { cache, source } = await open();
-    await t.step("truncated body: every reader fails, no partial file stays", async () => {
-      const a = await source.openRead("cut", info);
-      const b = await source.openRead("cut", info);
-      await expectCode(readAll(a), 0, /origin connection broken/);
-      await expectCode(readAll(b), 0, /origin connection broken/);
-      await cache.settled();
-      deepEqual(await listDir(`${dir}/cache`), []);
-    });
-    await t.step("stalled body: 'origin stalled', nothing kept", async () => {
-      const h = await source.openRead("stall", info);
-      await expectCode(readAll(h), 0, /origin stalled/);
-      await cache.settled();
-      deepEqual(await listDir(`${dir}/cache`), []);
-    });
-    await t.step("error statuses: nothing kept", async () => {
-      await expectCode(source.openRead("boom", info), 0, /HTTP 500/);
-      await expectCode(source.openRead("missing", info), 1);
-      await cache.settled();
-      deepEqual(await listDir(`${dir}/cache`), []);
-      equal(cache.entries, 0);
-    });
-  });
-});
-
-Deno.test("a stale copy is served when the origin fails, and dropped when it is gone", async (t) => {
-  await withCache(async ({ origin, clock, open }) => {
-    const data = testBytes(20_000, 9);
-    origin.route("/f", bytesRoute(origin, () => data, { etag: '"1"' }));
-    const { cache, source } = await open({ ttlSeconds: 10 });
-    deepEqual(await fetchVia(source, "f"), data);
-    await cache.settled();
-    await t.step("HTTP 503: stale copy served", async () => {
-      origin.route("/f", () => new Response("down", { status: 503 }));
-      clock.now += 20_000;
-      deepEqual(await fetchVia(source, "f"), data);
-      equal(cache.stats.staleServed, 1);
-    });
-    await t.step("HTTP 403: refused, copy kept", async () => {
-      origin.route("/f", () => new Response("no", { status: 403 }));
-      await expectCode(source.openRead("f", info), 2);
-      ok(cache.entry(`${origin.base}/f`));
-    });
-    await t.step("HTTP 404: refused and the copy dropped", async () => {
-      origin.route("/f", () => new Response("gone", { status: 404 }));
-      await expectCode(source.openRead("f", info), 1);
-      equal(cache.entry(`${origin.base}/f`), undefined);
-      equal(cache.entries, 0);
-    });
-  });
-});
-
 Deno.test("reopening a cache keeps complete entries and removes partial files", async () => {
   await withCache(async ({ origin, dir, open }) => {
     const data = testBytes(30_000, 10);
@@ -400,27 +181,5 @@ Deno.test("reopening a cache keeps complete entries and removes partial files", 
     deepEqual(await listDir(`${dir}/cache`), [`${key}.data`, `${key}.json`, "notes.txt"]);
     deepEqual(await fetchVia(second.source, "f"), data);
     equal(origin.count("/f"), 1);
-  });
-});
-
-Deno.test("closing the cache cancels a download in progress and removes its partial file", async () => {
-  await withCache(async ({ origin, dir, open }) => {
-    origin.route("/slow", () =>
-      new Response(
-        origin.stream({
-          async pull(c) {
-            await origin.delay(50);
-            c.enqueue(new Uint8Array(10_000));
-          },
-        }),
-        { headers: { "content-length": "100000000" } },
-      ));
-    const { source } = await open();
-    const h = await source.openRead("slow", info);
-    ok((await h.read(new Uint8Array(100))) !== null);
-    await source.close();
-    await expectCode(readAll(h), 0, /shutting down/);
-    deepEqual(await listDir(`${dir}/cache`), []);
-    await expectCode(source.openRead("slow", info), 0, /shutting down/);
   });
 });
