@@ -13,7 +13,7 @@ import { sendBlocks } from "./engine/send.ts";
 import type { TransferSettings, TransferStats } from "./engine/window.ts";
 import { PeerError, TimeoutError } from "./errors.ts";
 import { NetasciiDecoder } from "./netascii.ts";
-import { LIMITS } from "./options.ts";
+import { LIMITS, windowFit } from "./options.ts";
 import {
   ack,
   decode,
@@ -38,8 +38,16 @@ export interface Target {
 export interface ClientOptions {
   /** Block size to ask for (default 1468; 512 asks for none). */
   blksize?: number;
-  /** Window size to ask for (default 16; 1 asks for none). */
+  /**
+   * Window size to ask for (default 16; 1 asks for none), lowered to fit `maxWindowBytes` given
+   * the block size.
+   */
   windowsize?: number;
+  /**
+   * Largest window to ask for, in payload bytes (default 64 KiB): a download's window arrives
+   * as one burst that our socket's receive buffer must hold (see `DEFAULT_MAX_WINDOW_BYTES`).
+   */
+  maxWindowBytes?: number;
   /** Retransmission timeout in seconds, also sent as the `timeout` option when set. */
   timeout?: number;
   /** Retransmissions before giving up (default 5). */
@@ -84,7 +92,7 @@ function requestOptions(o: ClientOptions, op: "RRQ" | "WRQ", size?: number): Map
   const m = new Map<string, string>();
   if (o.noOptions) return m;
   const blksize = o.blksize ?? 1468;
-  const windowsize = o.windowsize ?? 16;
+  const windowsize = Math.min(o.windowsize ?? 16, windowFit(blksize, o.maxWindowBytes));
   if (blksize !== 512) m.set("blksize", String(blksize));
   if (windowsize !== 1) m.set("windowsize", String(windowsize));
   if (o.timeout !== undefined) m.set("timeout", String(o.timeout));

@@ -47,5 +47,6 @@ export { type ClientOptions, type ClientResult, download, type Target, upload } 
 export { get, getToStream, put, readHandleOf } from "./client_streams.ts";
 export { AbortedError, PeerError, TftpError, TimeoutError } from "./errors.ts";
 export { ErrorCode } from "./packet.ts";
+export { DEFAULT_MAX_WINDOW_BYTES, MAX_WINDOW_BYTES } from "./options.ts";
 export { type MapRule, MapRulesError, parseMapRules } from "./names.ts";
 export { type LogFormat, type LoggingOptions, type LogLevel, setupLogging } from "./log.ts";

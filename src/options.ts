@@ -23,12 +23,43 @@ export const LIMITS = {
  */
 export const MAX_WINDOW_BYTES = 1024 * 1024;
 
+/**
+ * The default largest window, in payload bytes (64 KiB). A window leaves the sender as one burst,
+ * and the receiver's socket must hold what it has not read yet: a default Linux UDP receive buffer
+ * (`net.core.rmem_default`, 208 KiB) holds about 12 datagrams of 8 KiB, because the kernel charges
+ * each about twice its payload. A bigger window overflows it on a fast path: measured on loopback,
+ * 50 MiB at windowsize 64 / blksize 8192 took 3.8 s to atftp and 51 s to our client, against 0.1 s
+ * and 0.3 s with the window capped at 8. So windowsize is lowered to fit this many bytes (blksize
+ * 1468: 44 blocks, 8192: 8, 65464: 1); raise it for receivers with large buffers on slow links.
+ */
+export const DEFAULT_MAX_WINDOW_BYTES = 64 * 1024;
+
+/**
+ * The largest windowsize whose payload fits in `maxBytes` (at least 1), given `blksize`.
+ *
+ * @example
+ * ```ts
+ * import { windowFit } from "./options.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(windowFit(8192), 8);
+ * equal(windowFit(1468), 44);
+ * ```
+ */
+export function windowFit(blksize: number, maxBytes = DEFAULT_MAX_WINDOW_BYTES): number {
+  return Math.max(1, Math.floor(Math.min(maxBytes, MAX_WINDOW_BYTES) / blksize));
+}
+
 /** The server's side of the negotiation. */
 export interface NegotiationPolicy {
   /** Largest blksize granted (clients asking for more get this). */
   maxBlksize: number;
   /** Largest windowsize granted. */
   maxWindowsize: number;
+  /**
+   * Largest window in payload bytes (default {@linkcode DEFAULT_MAX_WINDOW_BYTES}, at most
+   * {@linkcode MAX_WINDOW_BYTES}): windowsize is lowered to fit.
+   */
+  maxWindowBytes?: number;
   /** Retransmission timeout (ms) when the client does not ask for one. */
   timeoutMs: number;
   /** Retransmissions before giving up. */
@@ -72,8 +103,8 @@ function integer(value: string): number | undefined {
  * - `tsize`: RRQ answers the file size when known and non-zero (an empty file gets no tsize:
  *   curl rejects `tsize 0`); WRQ echoes the announced size, refusing it with ERROR 3 when it
  *   exceeds `maxUploadSize` or the free space.
- * - `windowsize`: 1–65535, lowered to the server's cap and to what fits in
- *   {@linkcode MAX_WINDOW_BYTES}, else left out (RFC 7440).
+ * - `windowsize`: 1–65535, lowered to the server's cap and to what fits in `maxWindowBytes`
+ *   (see {@linkcode DEFAULT_MAX_WINDOW_BYTES}), else left out (RFC 7440).
  * - Unknown options are ignored; names arrive lower-cased from the decoder.
  *
  * @throws {TftpError} ERROR 3 when an announced upload size is too large.
@@ -149,7 +180,7 @@ export function negotiate(
     }
   }
   if (oack.has("windowsize")) {
-    const fit = Math.max(1, Math.floor(MAX_WINDOW_BYTES / settings.blksize));
+    const fit = windowFit(settings.blksize, policy.maxWindowBytes);
     settings.windowsize = Math.min(settings.windowsize, fit);
     oack.set("windowsize", String(settings.windowsize));
   }

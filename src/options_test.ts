@@ -1,11 +1,13 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
 import { TftpError } from "./errors.ts";
 import {
+  DEFAULT_MAX_WINDOW_BYTES,
   LIMITS,
   MAX_WINDOW_BYTES,
   negotiate,
   type NegotiationContext,
   type NegotiationPolicy,
+  windowFit,
 } from "./options.ts";
 
 const policy: NegotiationPolicy = {
@@ -88,39 +90,64 @@ Deno.test("timeout is accepted from 1 to 255 seconds", async (t) => {
   }
 });
 
-Deno.test("windowsize is accepted from 1 to 65535, clamped to the cap and to MAX_WINDOW_BYTES", async (t) => {
-  const cases: Array<[Array<[string, string]>, number | null, number?]> = [
-    // [options, granted windowsize (null: left out), server cap]
+Deno.test("windowsize is accepted from 1 to 65535, clamped to the cap and to the window bytes", async (t) => {
+  const MiB = 1024 * 1024;
+  const cases: Array<[Array<[string, string]>, number | null, number?, number?]> = [
+    // [options, granted windowsize (null: left out), server cap, maxWindowBytes]
     [[["windowsize", "0"]], null],
     [[["windowsize", "1"]], 1],
     [[["windowsize", "16"]], 16],
-    [[["windowsize", "65535"]], 2048], // 1 MiB / 512
+    [[["windowsize", "65535"]], 128], // 64 KiB / 512 by default
+    [[["windowsize", "65535"]], 2048, undefined, MiB], // 1 MiB / 512
     [[["windowsize", "65536"]], null],
     [[["windowsize", "64"]], 32, 32],
     [[["windowsize", "32"]], 32, 32],
-    // A window must fit in MAX_WINDOW_BYTES whatever blksize was granted.
-    [[["blksize", "65464"], ["windowsize", "64"]], Math.floor(MAX_WINDOW_BYTES / 65464)],
-    [[["windowsize", "64"], ["blksize", "65464"]], Math.floor(MAX_WINDOW_BYTES / 65464)],
-    [[["blksize", "1468"], ["windowsize", "1000"]], Math.floor(MAX_WINDOW_BYTES / 1468)],
-    [[["blksize", "1468"], ["windowsize", "714"]], 714],
+    // A window's payload must fit in maxWindowBytes (default 64 KiB: what a default UDP receive
+    // buffer holds in one burst) whatever blksize was granted...
+    [[["blksize", "8192"], ["windowsize", "64"]], 8],
+    [[["blksize", "1468"], ["windowsize", "64"]], 44],
+    [[["blksize", "1468"], ["windowsize", "16"]], 16],
+    [[["blksize", "65464"], ["windowsize", "64"]], 1],
+    [[["windowsize", "64"], ["blksize", "65464"]], 1],
+    // ...and never more than MAX_WINDOW_BYTES, however high maxWindowBytes is set.
+    [[["blksize", "65464"], ["windowsize", "64"]], Math.floor(MAX_WINDOW_BYTES / 65464), 64, MiB],
+    [[["blksize", "1468"], ["windowsize", "1000"]], 714, 1000, MiB],
+    [[["blksize", "1468"], ["windowsize", "1000"]], 714, 1000, 4 * MiB],
+    [[["blksize", "1468"], ["windowsize", "714"]], 714, 1000, MiB],
     [[["blksize", "65464"], ["windowsize", "1"]], 1],
   ];
-  for (const [options, granted, cap] of cases) {
-    const name = options.map(([k, v]) => `${k} ${v}`).join(", ") + (cap ? ` (cap ${cap})` : "");
+  for (const [options, granted, cap, maxWindowBytes] of cases) {
+    const name = options.map(([k, v]) => `${k} ${v}`).join(", ") + (cap ? ` (cap ${cap})` : "") +
+      (maxWindowBytes ? ` (max ${maxWindowBytes} bytes)` : "");
     await t.step(name, () => {
-      const r = ask(options, rrq, { ...policy, maxWindowsize: cap ?? policy.maxWindowsize });
+      const r = ask(options, rrq, {
+        ...policy,
+        maxWindowsize: cap ?? policy.maxWindowsize,
+        maxWindowBytes,
+      });
       if (granted === null) {
         equal(r.oack.has("windowsize"), false);
         equal(r.settings.windowsize, 1);
       } else {
         equal(r.oack.get("windowsize"), String(granted));
         equal(r.settings.windowsize, granted);
-        ok(r.settings.windowsize * r.settings.blksize <= MAX_WINDOW_BYTES || granted === 1);
+        const limit = Math.min(maxWindowBytes ?? DEFAULT_MAX_WINDOW_BYTES, MAX_WINDOW_BYTES);
+        ok(r.settings.windowsize * r.settings.blksize <= limit || granted === 1);
       }
       // The OACK keeps the client's order even when windowsize was lowered afterwards.
       deepEqual([...r.oack.keys()], options.map(([k]) => k).filter((k) => r.oack.has(k)));
     });
   }
+});
+
+Deno.test("windowFit: the largest window whose payload fits, at least 1", () => {
+  equal(windowFit(512), 128);
+  equal(windowFit(1468), 44);
+  equal(windowFit(8192), 8);
+  equal(windowFit(65464), 1);
+  equal(windowFit(1468, 1024 * 1024), 714);
+  equal(windowFit(1468, 64 * 1024 * 1024), 714, "never above MAX_WINDOW_BYTES");
+  equal(windowFit(65464, 1024), 1);
 });
 
 Deno.test("tsize on a read answers the file size, except for empty files and netascii", async (t) => {

@@ -30,6 +30,7 @@ interface Rec {
   bytes: number;
   blksize: number;
   windowsize: number;
+  retransmits: number;
   outcome: string;
 }
 
@@ -82,6 +83,38 @@ Deno.test("our client against our own server", async (t) => {
       rec = await recordOf(server, "put-default.bin", from);
       deepEqual([rec.outcome, rec.blksize, rec.windowsize], ["ok", 1468, 16]);
       await sameBytes(await Deno.readFile(join(root, "put-default.bin")), data, "CLI put");
+    });
+
+    await t.step("a window bigger than a socket buffer takes is lowered, both ways", async () => {
+      // 64 x 8 KiB is one 512 KiB burst, more than a default UDP receive buffer holds (~12
+      // datagrams of 8 KiB): the client asks for what fits in 64 KiB (8 blocks)...
+      let from = server.lines.length;
+      const out = join(local, "big-window.bin");
+      const big = ["--windowsize", "64", "--blksize", "8192"];
+      let r = await cli(getArgs(port, "data.bin", out, big));
+      equal(r.code, 0, r.stderr);
+      await sameBytes(await Deno.readFile(out), data, "CLI get, big window");
+      let rec = await recordOf(server, "data.bin", from);
+      deepEqual([rec.outcome, rec.blksize, rec.windowsize], ["ok", 8192, 8]);
+      ok(rec.retransmits <= 8, `a window that fits needs no recovery: ${rec.retransmits}`);
+      from = server.lines.length;
+      r = await cli(putArgs(port, out, "put-big-window.bin", big));
+      equal(r.code, 0, r.stderr);
+      rec = await recordOf(server, "put-big-window.bin", from);
+      deepEqual([rec.outcome, rec.blksize, rec.windowsize], ["ok", 8192, 8]);
+      await sameBytes(await Deno.readFile(join(root, "put-big-window.bin")), data, "CLI put");
+      // ...and the server lowers a bigger request the same way (RFC 7440 lets it answer less).
+      from = server.lines.length;
+      const { bytes, result } = await libGet(port, "data.bin", {
+        windowsize: 64,
+        blksize: 8192,
+        maxWindowBytes: 1024 * 1024,
+      });
+      await sameBytes(bytes, data, "library get asking for 64 x 8192");
+      equal(result.acknowledged.get("windowsize"), "8");
+      equal(result.settings.windowsize, 8);
+      rec = await recordOf(server, "data.bin", from);
+      ok(rec.retransmits <= 8, `a window that fits needs no recovery: ${rec.retransmits}`);
     });
 
     await t.step("CLI get and put with --no-options", async () => {

@@ -6,6 +6,7 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { MAX_WINDOW_BYTES } from "../options.ts";
 
 /** A bad command line: printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -80,6 +81,25 @@ export function sizeFlag(flag: string, value: string): number {
   }
   const power = " KMGT".indexOf(m[2].toUpperCase() || " ");
   return Number(m[1]) * 1024 ** power;
+}
+
+/**
+ * Parses `--max-window-bytes SIZE` (512 to 1M; undefined when the flag is absent).
+ *
+ * @example
+ * ```ts
+ * import { windowBytesFlag } from "./args.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(windowBytesFlag("256K"), 256 * 1024);
+ * ```
+ */
+export function windowBytesFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = sizeFlag("--max-window-bytes", value);
+  if (n < 512 || n > MAX_WINDOW_BYTES) {
+    throw new UsageError(`--max-window-bytes must be between 512 and 1M: got '${value}'`);
+  }
+  return n;
 }
 
 /**

@@ -7,6 +7,7 @@ import {
   rangeFlag,
   sizeFlag,
   UsageError,
+  windowBytesFlag,
 } from "./args.ts";
 
 /** Expects a UsageError whose message names `flag` and matches `message`. */
@@ -61,6 +62,20 @@ Deno.test("sizeFlag reads sizes with K, M, G, T suffixes", async (t) => {
       usage(() => sizeFlag("--max-upload-size", value), "--max-upload-size", /got '/);
     }
   });
+});
+
+Deno.test("windowBytesFlag reads 512 to 1M, undefined when absent", () => {
+  equal(windowBytesFlag(undefined), undefined);
+  equal(windowBytesFlag("512"), 512);
+  equal(windowBytesFlag("64K"), 64 * 1024);
+  equal(windowBytesFlag("1M"), 1024 * 1024);
+  for (const bad of ["511", "2M", "lots", "-1"]) {
+    throws(() => windowBytesFlag(bad), (e: Error) => {
+      ok(e instanceof UsageError, bad);
+      match(e.message, /--max-window-bytes/);
+      return true;
+    });
+  }
 });
 
 Deno.test("rangeFlag reads LO-HI port ranges", async (t) => {

@@ -22,6 +22,7 @@ import {
   rangeFlag,
   sizeFlag,
   UsageError,
+  windowBytesFlag,
 } from "./args.ts";
 
 /** Exit codes of `tftpkit serve`. */
@@ -63,6 +64,8 @@ Files:
 Protocol:
   --max-blksize N           largest blksize granted (8-65464, default 65464)
   --max-windowsize N        largest windowsize granted (1-65535, default 64)
+  --max-window-bytes SIZE   lower windowsize so a window holds at most SIZE (default 64K,
+                            what a default UDP receive buffer takes in one burst; max 1M)
   --timeout SECONDS         retransmission timeout when the client asks for none (1-255, default 1)
   --retries N               retransmissions before giving up (1-100, default 5)
 
@@ -100,6 +103,7 @@ const FLAGS = {
   "cache-ttl": { type: "string" },
   "max-blksize": { type: "string" },
   "max-windowsize": { type: "string" },
+  "max-window-bytes": { type: "string" },
   timeout: { type: "string" },
   retries: { type: "string" },
   "max-sessions": { type: "string" },
@@ -189,6 +193,7 @@ export function parseServeArgs(args: string[]): ServeConfig {
         : undefined,
       maxBlksize: int("max-blksize", LIMITS.blksize.min, LIMITS.blksize.max),
       maxWindowsize: int("max-windowsize", LIMITS.windowsize.min, LIMITS.windowsize.max),
+      maxWindowBytes: windowBytesFlag(v["max-window-bytes"]),
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
       retries: int("retries", 1, 100),
       maxSessions: int("max-sessions", 1, 100_000),

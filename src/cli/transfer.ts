@@ -12,7 +12,7 @@ import { PeerError, TimeoutError } from "../errors.ts";
 import { LIMITS } from "../options.ts";
 import { ChunkWriter } from "../blocks.ts";
 import type { ReadHandle, WriteHandle } from "../source.ts";
-import { choiceFlag, intFlag, parse, UsageError } from "./args.ts";
+import { choiceFlag, intFlag, parse, UsageError, windowBytesFlag } from "./args.ts";
 import { Progress } from "./progress.ts";
 
 export const GET_HELP = `Usage: tftpkit get HOST[:PORT] REMOTE [LOCAL] [options]
@@ -31,7 +31,10 @@ Upload LOCAL ('-' reads standard input) as REMOTE (default: LOCAL's base name).
 const COMMON_HELP = `
 Options:
   --blksize N          block size to ask for (8-65464, default 1468; 512 = none)
-  --windowsize N       window size to ask for (1-65535, default 16; 1 = none)
+  --windowsize N       window size to ask for (1-65535, default 16; 1 = none), lowered so
+                       that a window holds at most --max-window-bytes
+  --max-window-bytes SIZE  largest window to ask for (default 64K, what a default UDP
+                       receive buffer takes in one burst; max 1M)
   --timeout SECONDS    retransmission timeout, also asked of the server (1-255, default 1)
   --retries N          retransmissions before giving up (default 5)
   --mode MODE          octet (default) or netascii
@@ -45,6 +48,7 @@ Exit codes: 0 done, 1 the transfer failed (the server's message is printed), 2 b
 const FLAGS = {
   blksize: { type: "string" },
   windowsize: { type: "string" },
+  "max-window-bytes": { type: "string" },
   timeout: { type: "string" },
   retries: { type: "string" },
   mode: { type: "string" },
@@ -100,6 +104,7 @@ function clientOptions(v: ReturnType<typeof parse<typeof FLAGS>>["values"]): Cli
   return {
     blksize: int("blksize", LIMITS.blksize.min, LIMITS.blksize.max),
     windowsize: int("windowsize", LIMITS.windowsize.min, LIMITS.windowsize.max),
+    maxWindowBytes: windowBytesFlag(v["max-window-bytes"]),
     timeout: int("timeout", LIMITS.timeout.min, LIMITS.timeout.max),
     retries: int("retries", 0, 100),
     mode: v.mode === undefined

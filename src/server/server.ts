@@ -48,6 +48,8 @@ export interface ServerOptions {
   maxBlksize?: number;
   /** Largest windowsize granted (default 64). */
   maxWindowsize?: number;
+  /** Largest window in payload bytes (default 64 KiB, see `DEFAULT_MAX_WINDOW_BYTES`). */
+  maxWindowBytes?: number;
   /** Retransmission timeout in ms when the client asks for none (default 1000). */
   timeoutMs?: number;
   /** Retransmissions before a transfer is given up (default 5). */
@@ -115,6 +117,7 @@ export class Server {
     this.#policy = {
       maxBlksize: o.maxBlksize,
       maxWindowsize: o.maxWindowsize,
+      maxWindowBytes: o.maxWindowBytes,
       timeoutMs: o.timeoutMs,
       retries: o.retries,
       maxUploadSize: o.maxUploadSize,
