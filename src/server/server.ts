@@ -18,79 +18,23 @@ import {
   PacketError,
   type RequestPacket,
 } from "../packet.ts";
-import type { FileSource } from "../source.ts";
 import { AccessList } from "./access.ts";
-import {
-  BindError,
-  bindTransferSocket,
-  bindUdp,
-  localAddresses,
-  type PortRange,
-} from "./addresses.ts";
-import { runSession, type TransferRecord } from "./session.ts";
+import { BindError, bindTransferSocket, bindUdp, localAddresses } from "./addresses.ts";
+import { DEFAULTS, type ServerOptions } from "./server_options.ts";
+import { runSession, SUPERSEDED } from "./session.ts";
+
+export type { ServerOptions } from "./server_options.ts";
 
 const log = getLogger("server");
-
-/** Options of {@linkcode serve}. Only `source` is required. */
-export interface ServerOptions {
-  /** Where files come from (see `DirectorySource`, `SingleFileSource`). */
-  source: FileSource;
-  /**
-   * Address or addresses to listen on; default: every local address, one socket each (when
-   * they can be listed: `--allow-sys=networkInterfaces`), else one wildcard socket.
-   */
-  hostname?: string | string[];
-  /** UDP port (default 69). 0 picks a free port, the same on every address. */
-  port?: number;
-  /** Run every transfer over the listening socket itself (for NAT and firewalls). */
-  singlePort?: boolean;
-  /** Largest blksize granted (default 65464). */
-  maxBlksize?: number;
-  /** Largest windowsize granted (default 64). */
-  maxWindowsize?: number;
-  /** Largest window in payload bytes (default 64 KiB, see `DEFAULT_MAX_WINDOW_BYTES`). */
-  maxWindowBytes?: number;
-  /** Retransmission timeout in ms when the client asks for none (default 1000). */
-  timeoutMs?: number;
-  /** Retransmissions before a transfer is given up (default 5). */
-  retries?: number;
-  /** Largest upload in bytes. */
-  maxUploadSize?: number;
-  /** Transfers at once (default 512); more get ERROR 3. */
-  maxSessions?: number;
-  /** Transfers at once from one client address (default 64). */
-  maxSessionsPerClient?: number;
-  /** Ports for transfer sockets (`--port-range`). */
-  portRange?: PortRange;
-  /** Clients allowed (CIDR); default all. */
-  allow?: string[];
-  /** Clients refused without an answer (CIDR); wins over `allow`. */
-  deny?: string[];
-  /** How long in-flight transfers may finish after `close()` (default 5000 ms). */
-  graceMs?: number;
-  /** Stops the server like `close()`. */
-  signal?: AbortSignal;
-  /** Called after every transfer with its record. */
-  onTransfer?: (record: TransferRecord) => void;
-}
 
 interface Session {
   controller: AbortController;
   mux?: MuxChannel;
   done: Promise<unknown>;
   host: string;
+  /** The peer answered our first reply: a request from it now is a new transfer. */
+  answered: boolean;
 }
-
-const DEFAULTS = {
-  port: 69,
-  maxBlksize: 65464,
-  maxWindowsize: 64,
-  timeoutMs: 1000,
-  retries: 5,
-  maxSessions: 512,
-  maxSessionsPerClient: 64,
-  graceMs: 5000,
-};
 
 /**
  * A running server. Create it with {@linkcode serve}.
@@ -230,7 +174,9 @@ export class Server {
   #dispatch(conn: Deno.DatagramConn, data: Uint8Array, peer: Deno.NetAddr): void {
     const key = `${peer.hostname}|${peer.port}`;
     const session = this.#sessions.get(key);
-    if (session?.mux) {
+    const op = opcodeOf(data);
+    const isRequest = op === Opcode.RRQ || op === Opcode.WRQ;
+    if (session?.mux && !(isRequest && session.answered)) {
       session.mux.push(data);
       return;
     }
@@ -241,7 +187,6 @@ export class Server {
     const reply = (code: number, message: string) => {
       conn.send(errorPacket(code, message), peer).catch(() => {});
     };
-    const op = opcodeOf(data);
     if (op === Opcode.ERROR) return;
     if (op === Opcode.DATA || op === Opcode.ACK || op === Opcode.OACK) {
       if (!session) reply(ErrorCode.UNKNOWN_TID, "unknown transfer ID");
@@ -258,8 +203,17 @@ export class Server {
       reply(ErrorCode.ILLEGAL_OPERATION, `illegal TFTP operation: ${why}`);
       return;
     }
-    // The client repeated its request before our first reply reached it: that transfer answers.
-    if (session) return;
+    if (session) {
+      // The client repeated its request before our first reply reached it: that transfer answers.
+      if (!session.answered) return;
+      // The client has moved on (it answered the old transfer, and a TID takes part in one
+      // transfer at a time): end the old one quietly and serve the new request.
+      log.debug("{peer} sent a new request: ending its previous transfer", {
+        peer: formatAddr(peer),
+      });
+      session.controller.abort(SUPERSEDED);
+      this.#sessions.delete(key);
+    }
     if (this.#closing) return reply(ErrorCode.NOT_DEFINED, "server shutting down");
     const o = this.#options;
     if (this.#sessions.size >= o.maxSessions) {
@@ -289,7 +243,12 @@ export class Server {
   ): void {
     const o = this.#options;
     const controller = new AbortController();
-    const session: Session = { controller, done: Promise.resolve(), host: peer.hostname };
+    const session: Session = {
+      controller,
+      done: Promise.resolve(),
+      host: peer.hostname,
+      answered: false,
+    };
     this.#sessions.set(key, session);
     this.#perHost.set(peer.hostname, (this.#perHost.get(peer.hostname) ?? 0) + 1);
     const local = (conn.addr as Deno.NetAddr).hostname;
@@ -318,6 +277,7 @@ export class Server {
       policy: this.#policy,
       reject: reply,
       openChannel,
+      answered: () => (session.answered = true),
     }).then((record) => {
       try {
         o.onTransfer?.(record);
@@ -325,7 +285,7 @@ export class Server {
         log.error("onTransfer callback failed: {error}", { error: String(e) });
       }
     }).finally(() => {
-      this.#sessions.delete(key);
+      if (this.#sessions.get(key) === session) this.#sessions.delete(key);
       const n = (this.#perHost.get(session.host) ?? 1) - 1;
       if (n > 0) this.#perHost.set(session.host, n);
       else this.#perHost.delete(session.host);

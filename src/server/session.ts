@@ -59,6 +59,15 @@ export interface TransferRecord {
   error?: string;
 }
 
+/**
+ * The abort reason of a transfer whose client sent a new request from the same address and port:
+ * a TID takes part in one transfer at a time, so the old one is over (most often it was still
+ * repeating a final DATA the client no longer waited for). Such a transfer ends without an ERROR
+ * to the peer, which may already be talking to the new transfer (in single-port mode from the
+ * same server port).
+ */
+export const SUPERSEDED = "superseded by a new request from the same address and port";
+
 /** What a session needs from the server. */
 export interface SessionContext {
   source: FileSource;
@@ -67,6 +76,8 @@ export interface SessionContext {
   reject(code: number, message: string): void;
   /** Creates the transfer's channel; called only once the request is accepted. */
   openChannel(): Channel;
+  /** Called once the peer has answered the first reply (the transfer is under way). */
+  answered?(): void;
 }
 
 const latin1 = new TextDecoder("latin1");
@@ -110,6 +121,7 @@ export async function runSession(
   let completedAt = 0;
   const onProgress = (bytes: number) => {
     record.bytes = bytes;
+    if (!progressed) ctx.answered?.();
     progressed = true;
   };
   try {
@@ -189,7 +201,9 @@ export async function runSession(
       record.outcome = "timeout";
     } else if (e instanceof AbortedError) {
       record.outcome = "aborted";
-      channel?.send(errorPacket(ErrorCode.NOT_DEFINED, "server shutting down")).catch(() => {});
+      if (e.message !== SUPERSEDED) {
+        channel?.send(errorPacket(ErrorCode.NOT_DEFINED, "server shutting down")).catch(() => {});
+      }
     } else if (channel && !(e instanceof TftpError && request.op === "WRQ")) {
       // A local failure mid-transfer (read error, …): tell the peer. (The receiver has already
       // sent its own ERROR for sink failures.)

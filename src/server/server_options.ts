@@ -1,0 +1,64 @@
+/**
+ * The options of {@linkcode serve} and their defaults.
+ *
+ * @module
+ */
+
+import type { FileSource } from "../source.ts";
+import type { PortRange } from "./addresses.ts";
+import type { TransferRecord } from "./session.ts";
+
+/** Options of `serve`. Only `source` is required. */
+export interface ServerOptions {
+  /** Where files come from (see `DirectorySource`, `SingleFileSource`). */
+  source: FileSource;
+  /**
+   * Address or addresses to listen on; default: every local address, one socket each (when
+   * they can be listed: `--allow-sys=networkInterfaces`), else one wildcard socket.
+   */
+  hostname?: string | string[];
+  /** UDP port (default 69). 0 picks a free port, the same on every address. */
+  port?: number;
+  /** Run every transfer over the listening socket itself (for NAT and firewalls). */
+  singlePort?: boolean;
+  /** Largest blksize granted (default 65464). */
+  maxBlksize?: number;
+  /** Largest windowsize granted (default 64). */
+  maxWindowsize?: number;
+  /** Largest window in payload bytes (default 64 KiB, see `DEFAULT_MAX_WINDOW_BYTES`). */
+  maxWindowBytes?: number;
+  /** Retransmission timeout in ms when the client asks for none (default 1000). */
+  timeoutMs?: number;
+  /** Retransmissions before a transfer is given up (default 5). */
+  retries?: number;
+  /** Largest upload in bytes. */
+  maxUploadSize?: number;
+  /** Transfers at once (default 512); more get ERROR 3. */
+  maxSessions?: number;
+  /** Transfers at once from one client address (default 64). */
+  maxSessionsPerClient?: number;
+  /** Ports for transfer sockets (`--port-range`). */
+  portRange?: PortRange;
+  /** Clients allowed (CIDR); default all. */
+  allow?: string[];
+  /** Clients refused without an answer (CIDR); wins over `allow`. */
+  deny?: string[];
+  /** How long in-flight transfers may finish after `close()` (default 5000 ms). */
+  graceMs?: number;
+  /** Stops the server like `close()`. */
+  signal?: AbortSignal;
+  /** Called after every transfer with its record. */
+  onTransfer?: (record: TransferRecord) => void;
+}
+
+/** The defaults of {@linkcode ServerOptions}. */
+export const DEFAULTS = {
+  port: 69,
+  maxBlksize: 65464,
+  maxWindowsize: 64,
+  timeoutMs: 1000,
+  retries: 5,
+  maxSessions: 512,
+  maxSessionsPerClient: 64,
+  graceMs: 5000,
+};
