@@ -168,6 +168,11 @@ export interface SocketChannelOptions {
    */
   lockOnFirstReply?: boolean;
   /**
+   * Client mode: only a datagram this accepts may fix the peer's port; others are dropped, so a
+   * stray packet of an older transfer to a reused local port cannot capture the transfer.
+   */
+  firstReply?: (data: Uint8Array) => boolean;
+  /**
    * Receive buffer size (default 65536). A sender only receives ACKs and ERRORs, so 1024 does;
    * a receiver needs blksize + 5 (one byte more, so an oversized DATA is seen as such).
    */
@@ -195,6 +200,7 @@ export class SocketChannel extends WaitingChannel {
   #reading = false;
   #ready: Uint8Array | null = null;
   #locked: boolean;
+  #firstReply?: (data: Uint8Array) => boolean;
 
   /**
 
@@ -210,6 +216,7 @@ export class SocketChannel extends WaitingChannel {
     this.#conn = conn;
     this.#peer = peer;
     this.#locked = !options.lockOnFirstReply;
+    this.#firstReply = options.firstReply;
     this.#buf = new Uint8Array(options.bufferSize ?? 65536);
   }
 
@@ -243,6 +250,7 @@ export class SocketChannel extends WaitingChannel {
         const [data, from] = await this.#conn.receive(this.#buf);
         const addr = from as Deno.NetAddr;
         if (!this.#locked && addr.hostname === this.#peer.hostname) {
+          if (this.#firstReply && !this.#firstReply(data)) continue;
           this.#peer = addr;
           this.#locked = true;
         } else if (!sameAddr(addr, this.#peer)) {

@@ -16,6 +16,7 @@ import { NetasciiDecoder } from "./netascii.ts";
 import { LIMITS, windowFit } from "./options.ts";
 import {
   ack,
+  blockOf,
   decode,
   encode,
   ErrorCode,
@@ -147,6 +148,26 @@ async function applyOack(h: Handshake) {
 }
 
 /** Sends the request until the first reply arrives (from the server's new port). */
+/**
+ * Could `d` be the server's first reply to our request? An OACK or an ERROR; a DATA 1 of at most
+ * 512 bytes to a read (a server that ignores options uses 512-byte blocks, RFC 2347); an ACK 0 to
+ * a write. Anything else is a stray packet of an older transfer to a reused port.
+ */
+function couldAnswer(d: Uint8Array, op: "RRQ" | "WRQ"): boolean {
+  if (d.length < 4) return false;
+  switch (opcodeOf(d)) {
+    case Opcode.OACK:
+    case Opcode.ERROR:
+      return true;
+    case Opcode.DATA:
+      return op === "RRQ" && blockOf(d) === 1 && d.length - 4 <= 512;
+    case Opcode.ACK:
+      return op === "WRQ" && blockOf(d) === 0;
+    default:
+      return false;
+  }
+}
+
 async function handshake(
   target: Target,
   op: "RRQ" | "WRQ",
@@ -168,7 +189,11 @@ async function handshake(
       hostname: server.hostname.includes(":") ? "::" : "0.0.0.0",
       port: 0,
     });
-    const channel = new SocketChannel(conn, server, { lockOnFirstReply: true, signal: o.signal });
+    const channel = new SocketChannel(conn, server, {
+      lockOnFirstReply: true,
+      firstReply: (d) => couldAnswer(d, op),
+      signal: o.signal,
+    });
     const request = encode({
       op,
       filename: new TextEncoder().encode(remote),
