@@ -44,6 +44,7 @@
 import { parseArgs } from "node:util";
 import { get, put } from "../src/mod.ts";
 import { mulberry32, startFaultRelay } from "../tests/support/fault_relay.ts";
+import { sameBytes } from "../tests/support/proc.ts";
 import { fdCount, type Server, startServer, statusKb, stopServer } from "./soak_server.ts";
 
 const KiB = 1024;
@@ -124,12 +125,6 @@ interface TransferResult {
   ms: number;
   error?: string;
   cutOff?: boolean;
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): string | null {
-  if (a.length !== b.length) return `length ${a.length}, expected ${b.length}`;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return `bytes differ at offset ${i}`;
-  return null;
 }
 
 function randomBytes(n: number): Uint8Array {

@@ -1,10 +1,12 @@
 /**
  * The server side of `scripts/soak.ts`: the `tftpkit serve` process under test, its JSON log
- * (outcome counts, the records other than ok, warnings), and its descriptors and memory from
- * `/proc`.
+ * (outcome counts, the records other than ok, warnings); its descriptors and memory are read
+ * from `/proc` with the test suite's helpers (`tests/support/proc.ts`).
  *
  * @module
  */
+
+export { fdCount, statusKb } from "../tests/support/proc.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const ROOT = new URL("../", import.meta.url).pathname;
@@ -134,19 +136,4 @@ export async function stopServer(s: Server): Promise<number> {
   const code = await Promise.race([s.exited, killed.then(() => s.exited)]);
   clearTimeout(timer);
   return code;
-}
-
-/** Open file descriptors of a process. */
-export async function fdCount(pid: number): Promise<number> {
-  let n = 0;
-  for await (const _ of Deno.readDir(`/proc/${pid}/fd`)) n++;
-  return n;
-}
-
-/** A `kB` field of `/proc/PID/status` (VmRSS, VmHWM, …). */
-export async function statusKb(pid: number, field: string): Promise<number> {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(
-    await Deno.readTextFile(`/proc/${pid}/status`),
-  );
-  return m ? Number(m[1]) : NaN;
 }

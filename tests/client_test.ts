@@ -7,7 +7,7 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { get, PeerError, put, TimeoutError } from "../src/mod.ts";
-import { cli, makeFile, type ServerProcess, startServer } from "./support/server.ts";
+import { cli, makeFile, startServer } from "./support/server.ts";
 import {
   freeUdpPort,
   getArgs,
@@ -17,37 +17,11 @@ import {
   putArgs,
   sameBytes,
 } from "./support/client_peers.ts";
+import { recordOf } from "./support/clients.ts";
 
 const enc = new TextEncoder();
 
 // --- our own server ---------------------------------------------------------------------------
-
-interface Rec {
-  event: string;
-  op: string;
-  file: string;
-  mode: string;
-  bytes: number;
-  blksize: number;
-  windowsize: number;
-  retransmits: number;
-  outcome: string;
-}
-
-async function recordOf(server: ServerProcess, file: string, from: number): Promise<Rec> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    for (const line of server.lines.slice(from)) {
-      if (!line.startsWith("{")) continue;
-      const r = JSON.parse(line);
-      if (r.event === "transfer" && r.file === file) return r as Rec;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`no transfer record for ${file}:\n${server.lines.join("\n")}`);
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Text with LF, CR LF and bare CR, long enough to span several blocks. */
 function text(): Uint8Array {

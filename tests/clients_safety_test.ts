@@ -20,17 +20,9 @@ import {
   sameBytes,
   waitRecords,
 } from "./support/clients.ts";
+import { readOrEmpty } from "./support/files.ts";
 
 const enc = new TextEncoder();
-
-async function readOrEmpty(path: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return new Uint8Array();
-    throw e;
-  }
-}
 
 Deno.test("traversal attempts fail without reading outside the root", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "tftpkit-clients-" });

@@ -10,6 +10,7 @@ import { type ClientOptions, download, get, put, TimeoutError } from "../src/mod
 import { type FaultPlan, type FaultRelay, startFaultRelay } from "./support/fault_relay.ts";
 import { cli, makeFile, run, type ServerProcess, startServer } from "./support/server.ts";
 import { sameBytes, socketCount, transfers, waitUntil } from "./support/proc.ts";
+import { readOrEmpty } from "./support/files.ts";
 
 const HOST = "127.0.0.1";
 /** The fault mix of the brief: 10 % drop, 5 % duplicate, 5 % reorder, both directions. */
@@ -95,14 +96,6 @@ async function tftpHpa(port: number, command: string, cwd: string) {
     stdin: new TextEncoder().encode(script),
     timeoutMs: 80_000,
   });
-}
-
-async function readOrEmpty(path: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch {
-    return new Uint8Array();
-  }
 }
 
 Deno.test("transfers through a lossy relay (10 % drop, 5 % duplicate, 5 % reorder) complete with identical bytes", async (t) => {

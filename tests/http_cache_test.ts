@@ -10,12 +10,7 @@ import { get, PeerError } from "../src/mod.ts";
 import { HttpCache } from "../src/http/cache.ts";
 import { curl, hpa, readOrEmpty, tree, withRig } from "./support/http_fixture.ts";
 import { bytesRoute, testBytes } from "./support/http_origin.ts";
-
-async function listDir(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
-  return names.sort();
-}
+import { listDir } from "./support/files.ts";
 
 Deno.test("with a cache", async (t) => {
   const clock = { now: 1_700_000_000_000 };

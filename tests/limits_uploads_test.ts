@@ -8,12 +8,7 @@ import { PeerError, put } from "../src/mod.ts";
 import { run, type ServerProcess, startServer } from "./support/server.ts";
 import { transfers, waitUntil } from "./support/proc.ts";
 import { assertBytes, HOST, withDir } from "./support/limits_fixture.ts";
-
-async function listDir(dir: string): Promise<string[]> {
-  const names = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
-  return names.sort();
-}
+import { listDir } from "./support/files.ts";
 
 /** A stream of `data` in 10 000-byte pieces: put() cannot know its size, so sends no tsize. */
 function streamOf(data: Uint8Array): ReadableStream<Uint8Array> {

@@ -8,6 +8,7 @@
 
 import { type ClientOptions, download } from "../../src/mod.ts";
 import { sha256 } from "./server.ts";
+export { listDir } from "./files.ts";
 
 /** The loopback address the servers under test listen on. */
 export const HOST = "127.0.0.1";
@@ -26,13 +27,6 @@ export async function sameBytes(
   throw new Error(
     `${what}: ${actual.length} bytes, expected ${expected.length}; first difference at ${i}`,
   );
-}
-
-/** The sorted names in `dir`. */
-export async function listDir(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
-  return names.sort();
 }
 
 /** A UDP port that was free a moment ago. */

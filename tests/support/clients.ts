@@ -7,24 +7,13 @@
  */
 
 import { ok } from "node:assert/strict";
+import type { TransferRecord } from "../../src/server/session.ts";
 import { run, type ServerProcess } from "./server.ts";
 
 const HOST = "127.0.0.1";
 
 /** One JSON transfer record of the server's log. */
-export interface Rec {
-  event: string;
-  op: "RRQ" | "WRQ";
-  peer: string;
-  file: string;
-  path?: string;
-  mode: string;
-  bytes: number;
-  blksize: number;
-  windowsize: number;
-  outcome: string;
-  error?: string;
-}
+export type Rec = TransferRecord & { event: string };
 
 /** The transfer records of the server's log from line `from` on. */
 export function records(server: ServerProcess, from = 0): Rec[] {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { decideFault, type FaultPlan, mulberry32, startFaultRelay } from "./fault_relay.ts";
+import { readOrEmpty } from "./files.ts";
 
 const HOST = "127.0.0.1";
 const TFTPD = "/usr/sbin/in.tftpd";
@@ -115,14 +116,6 @@ async function atftpGet(port: number, name: string, local: string, options: stri
   const r = await new Deno.Command("atftp", { args, stdout: "piped", stderr: "piped" }).output();
   const dec = new TextDecoder();
   return { code: r.code, text: dec.decode(r.stdout) + dec.decode(r.stderr) };
-}
-
-async function readOrEmpty(path: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch {
-    return new Uint8Array();
-  }
 }
 
 function assertSameBytes(got: Uint8Array, want: Uint8Array, what: string) {

@@ -9,6 +9,7 @@ import { serve, type Server, type TransferRecord } from "../../src/mod.ts";
 import { HttpFileSource, type HttpSourceOptions } from "../../src/http/origin.ts";
 import { startOrigin, type TestOrigin } from "./http_origin.ts";
 import { run } from "./server.ts";
+export { readOrEmpty } from "./files.ts";
 
 /** The address the tftpkit server listens on. */
 export const HOST = "127.0.0.1";
@@ -81,13 +82,4 @@ export function curl(
   extra: string[] = [],
 ): ReturnType<typeof run> {
   return run("curl", ["-sS", ...extra, "-o", local, `tftp://${HOST}:${port}/${remote}`]);
-}
-
-/** The contents of `path`, or no bytes when it cannot be read. */
-export async function readOrEmpty(path: string): Promise<Uint8Array> {
-  try {
-    return await Deno.readFile(path);
-  } catch {
-    return new Uint8Array(0);
-  }
 }

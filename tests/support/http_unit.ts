@@ -12,6 +12,7 @@ import { HttpCache } from "../../src/http/cache.ts";
 import { HttpFileSource } from "../../src/http/origin.ts";
 import type { ReadHandle, RequestInfo } from "../../src/source.ts";
 import { startOrigin, type TestOrigin } from "./http_origin.ts";
+export { listDir } from "./files.ts";
 
 /** The request every `openRead` in these tests passes: an octet RRQ from 127.0.0.1:1. */
 export const info: RequestInfo = {
@@ -87,13 +88,6 @@ export async function expectCode(
 /** Opens `name` through `source` and reads it to the end (closing the handle). */
 export async function fetchVia(source: HttpFileSource, name: string): Promise<Uint8Array> {
   return await readAllAndClose(await source.openRead(name, info));
-}
-
-/** The names in `dir`, sorted. */
-export async function listDir(dir: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const e of Deno.readDir(dir)) names.push(e.name);
-  return names.sort();
 }
 
 /** What a test gets from {@linkcode withCache}. */
