@@ -161,6 +161,8 @@ Deno.test("get and put usage errors exit 2 with one line", async () => {
     [["get", "tftp://", "x"], /tftp:\/\//],
     [["get", "--blksize", "7", "127.0.0.1", "x"], /--blksize/],
     [["get", "--windowsize", "0", "127.0.0.1", "x"], /--windowsize/],
+    [["get", "--max-window-bytes", "2M", "127.0.0.1", "x"], /--max-window-bytes/],
+    [["put", "--max-window-bytes", "lots", "127.0.0.1", "README.md", "r"], /--max-window-bytes/],
     [["get", "--mode", "mail", "127.0.0.1", "x"], /--mode/],
     [["put", "--timeout", "0", "127.0.0.1", "README.md", "r"], /--timeout/],
     [["get", "--retries", "abc", "127.0.0.1", "x"], /--retries/],
