@@ -4,7 +4,7 @@
  * @module
  */
 
-import { ErrorCode } from "./packet.ts";
+import { ErrorCode } from "./wire/packet.ts";
 
 /**
  * A failure that maps to a TFTP ERROR packet: thrown by file sources and sinks, by the path
@@ -13,7 +13,7 @@ import { ErrorCode } from "./packet.ts";
  * @example Refuse a request
  * ```ts
  * import { TftpError } from "./errors.ts";
- * import { ErrorCode } from "./packet.ts";
+ * import { ErrorCode } from "./wire/packet.ts";
  * const e = new TftpError(ErrorCode.FILE_NOT_FOUND, "file not found");
  * ```
  */

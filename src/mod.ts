@@ -39,14 +39,20 @@
 export { serve, Server, type ServerOptions } from "./server/server.ts";
 export type { Outcome, TransferRecord } from "./server/session.ts";
 export { BindError, type PortRange } from "./server/addresses.ts";
-export { type DirectoryOptions, DirectorySource, SingleFileSource } from "./files.ts";
-export type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./source.ts";
+export { type DirectoryOptions, DirectorySource, SingleFileSource } from "./storage/files.ts";
+export type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./storage/source.ts";
 export type { TransferSettings, TransferStats } from "./engine/window.ts";
 export type { ReceiveSink } from "./engine/receive.ts";
-export { type ClientOptions, type ClientResult, download, type Target, upload } from "./client.ts";
-export { get, getToStream, put, readHandleOf } from "./client_streams.ts";
+export {
+  type ClientOptions,
+  type ClientResult,
+  download,
+  type Target,
+  upload,
+} from "./client/client.ts";
+export { get, getToStream, put, readHandleOf } from "./client/streams.ts";
 export { AbortedError, PeerError, TftpError, TimeoutError } from "./errors.ts";
-export { ErrorCode } from "./packet.ts";
-export { DEFAULT_MAX_WINDOW_BYTES, MAX_WINDOW_BYTES } from "./options.ts";
-export { type MapRule, MapRulesError, parseMapRules } from "./names.ts";
+export { ErrorCode } from "./wire/packet.ts";
+export { DEFAULT_MAX_WINDOW_BYTES, MAX_WINDOW_BYTES } from "./wire/options.ts";
+export { type MapRule, MapRulesError, parseMapRules } from "./storage/names.ts";
 export { type LogFormat, type LoggingOptions, type LogLevel, setupLogging } from "./log.ts";

@@ -7,7 +7,7 @@
 
 import { deepEqual, equal } from "node:assert/strict";
 import { get, put } from "../src/mod.ts";
-import { decode, encode } from "../src/packet.ts";
+import { decode, encode } from "../src/wire/packet.ts";
 
 const HOST = "127.0.0.1";
 const enc = new TextEncoder();

@@ -8,7 +8,7 @@ import { deepEqual, equal, match, notEqual, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { makeFile, startServer } from "./support/server.ts";
 import { RawPeer, request } from "./support/raw.ts";
-import { decode, encode } from "../src/packet.ts";
+import { decode, encode } from "../src/wire/packet.ts";
 import {
   curl,
   doesNotReportError,

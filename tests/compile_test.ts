@@ -1,7 +1,7 @@
 /**
- * Shipping: `scripts/compile.ts` (the `deno compile` commands it runs, DENORT_BIN/DENORT_DIR for
+ * Shipping: `scripts/release/compile.ts` (the `deno compile` commands it runs, DENORT_BIN/DENORT_DIR for
  * offline builds, its failure message when the runtime cannot be downloaded, SHA256SUMS) and
- * `scripts/smoke.sh` (run against main.ts through a wrapper, since denort cannot be downloaded
+ * `scripts/release/smoke.sh` (run against main.ts through a wrapper, since denort cannot be downloaded
  * here, plus wrappers that must make it fail).
  */
 
@@ -14,13 +14,13 @@ import {
   TARGETS,
   UsageError,
   writeChecksums,
-} from "../scripts/compile.ts";
+} from "../scripts/release/compile.ts";
 import { makeFile, ROOT, run } from "./support/server.ts";
 
-const SCRIPT = join(ROOT, "scripts", "compile.ts");
-const SMOKE = join(ROOT, "scripts", "smoke.sh");
+const SCRIPT = join(ROOT, "scripts", "release", "compile.ts");
+const SMOKE = join(ROOT, "scripts", "release", "smoke.sh");
 
-/** Runs scripts/compile.ts with exactly `env` on top of this environment minus DENORT_*. */
+/** Runs scripts/release/compile.ts with exactly `env` on top of this environment minus DENORT_*. */
 async function compile(args: string[], env: Record<string, string> = {}, timeoutMs = 120_000) {
   const base = Deno.env.toObject();
   delete base.DENORT_BIN;
@@ -332,7 +332,7 @@ async function script(path: string, body: string): Promise<string> {
   return path;
 }
 
-Deno.test("scripts/smoke.sh passes against main.ts and fails on wrong bytes or a bad exit", async (t) => {
+Deno.test("scripts/release/smoke.sh passes against main.ts and fails on wrong bytes or a bad exit", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "tftpkit-smoke-" });
   const deno = Deno.execPath();
   const main = join(ROOT, "main.ts");
@@ -391,7 +391,7 @@ Deno.test("scripts/smoke.sh passes against main.ts and fails on wrong bytes or a
     });
     await t.step("no BINARY is a usage error", () => {
       equal(usage.code, 2);
-      match(usage.stderr, /usage: bash scripts\/smoke\.sh BINARY/);
+      match(usage.stderr, /usage: bash scripts\/release\/smoke\.sh BINARY/);
     });
     await t.step("every run removed its work directory", () => {
       deepEqual([...Deno.readDirSync(tmp)].map((e) => e.name), []);

@@ -7,9 +7,9 @@
 
 import assert from "node:assert/strict";
 import { type ClientOptions, download, get, put, TimeoutError } from "../src/mod.ts";
-import { type FaultPlan, type FaultRelay, startFaultRelay } from "./support/fault_relay.ts";
+import { type FaultPlan, type FaultRelay, startFaultRelay } from "../src/testing/fault_relay.ts";
 import { cli, makeFile, run, type ServerProcess, startServer } from "./support/server.ts";
-import { sameBytes, socketCount, transfers, waitUntil } from "./support/proc.ts";
+import { sameBytes, socketCount, transfers, waitUntil } from "../src/testing/proc.ts";
 import { readOrEmpty } from "./support/files.ts";
 
 const HOST = "127.0.0.1";

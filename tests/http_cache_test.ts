@@ -7,7 +7,7 @@
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
 import { get, PeerError } from "../src/mod.ts";
-import { HttpCache } from "../src/http/cache.ts";
+import { HttpCache } from "../src/storage/http/cache.ts";
 import { curl, hpa, readOrEmpty, tree, withRig } from "./support/http_fixture.ts";
 import { bytesRoute, testBytes } from "./support/http_origin.ts";
 import { listDir } from "./support/files.ts";

@@ -9,7 +9,7 @@ import { deepEqual, equal, ok } from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { download, get } from "../src/mod.ts";
-import { HttpFileSource } from "../src/http/origin.ts";
+import { HttpFileSource } from "../src/storage/http/origin.ts";
 import { curl, hpa, readOrEmpty, tree, withRig } from "./support/http_fixture.ts";
 import { bytesRoute, testBytes } from "./support/http_origin.ts";
 

@@ -5,10 +5,10 @@
 
 import assert from "node:assert/strict";
 import { get } from "../src/mod.ts";
-import { decode } from "../src/packet.ts";
+import { decode } from "../src/wire/packet.ts";
 import { RawPeer, request } from "./support/raw.ts";
 import { makeFile, type ServerProcess, startServer } from "./support/server.ts";
-import { finishDownload, holdDownload } from "./support/proc.ts";
+import { finishDownload, holdDownload } from "../src/testing/proc.ts";
 import { assertBytes, HOST, withDir } from "./support/limits_fixture.ts";
 
 /**

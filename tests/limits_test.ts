@@ -5,7 +5,7 @@
 
 import assert from "node:assert/strict";
 import { get } from "../src/mod.ts";
-import { decode } from "../src/packet.ts";
+import { decode } from "../src/wire/packet.ts";
 import { RawPeer, request } from "./support/raw.ts";
 import { makeFile, type ServerProcess, startServer } from "./support/server.ts";
 import {
@@ -15,7 +15,7 @@ import {
   statusKb,
   transfers,
   waitUntil,
-} from "./support/proc.ts";
+} from "../src/testing/proc.ts";
 import { assertBytes, HOST, withDir } from "./support/limits_fixture.ts";
 
 /** Sends a plain RRQ and returns the decoded answer (from any port), or null on silence. */

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { PeerError, put } from "../src/mod.ts";
 import { run, type ServerProcess, startServer } from "./support/server.ts";
-import { transfers, waitUntil } from "./support/proc.ts";
+import { transfers, waitUntil } from "../src/testing/proc.ts";
 import { assertBytes, HOST, withDir } from "./support/limits_fixture.ts";
 import { listDir } from "./support/files.ts";
 

@@ -7,7 +7,7 @@
  */
 
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
-import { type Packet } from "../src/packet.ts";
+import { type Packet } from "../src/wire/packet.ts";
 import { RawPeer, request } from "./support/raw.ts";
 import { ackOf, waitForRecord, withPeer } from "./support/raw_transfer.ts";
 import { expectData, file, fixture, withServer } from "./support/protocol_fixture.ts";

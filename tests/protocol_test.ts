@@ -6,7 +6,7 @@
 
 import { deepEqual, equal, notEqual, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { decode } from "../src/packet.ts";
+import { decode } from "../src/wire/packet.ts";
 import { RawPeer, request } from "./support/raw.ts";
 import { makeFile } from "./support/server.ts";
 import {

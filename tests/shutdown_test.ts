@@ -5,7 +5,7 @@
  */
 
 import { deepEqual, equal, ok } from "node:assert/strict";
-import type { Packet } from "../src/packet.ts";
+import type { Packet } from "../src/wire/packet.ts";
 import { request } from "./support/raw.ts";
 import { startServer } from "./support/server.ts";
 import { rawDownload, withPeer } from "./support/raw_transfer.ts";

@@ -6,7 +6,7 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { MAX_WINDOW_BYTES } from "../options.ts";
+import { MAX_WINDOW_BYTES } from "../wire/options.ts";
 
 /** A bad command line: printed as one line, exit code 2. */
 export class UsageError extends Error {

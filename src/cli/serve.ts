@@ -5,14 +5,14 @@
  * @module
  */
 
-import { formatAddr } from "../channel.ts";
-import { DirectorySource, SingleFileSource } from "../files.ts";
+import { formatAddr } from "../engine/channel.ts";
+import { DirectorySource, SingleFileSource } from "../storage/files.ts";
 import { getLogger, setupLogging } from "../log.ts";
-import { MapRulesError, parseMapRules } from "../names.ts";
-import { LIMITS } from "../options.ts";
-import type { FileSource } from "../source.ts";
-import { HttpCache } from "../http/cache.ts";
-import { HttpFileSource } from "../http/origin.ts";
+import { MapRulesError, parseMapRules } from "../storage/names.ts";
+import { LIMITS } from "../wire/options.ts";
+import type { FileSource } from "../storage/source.ts";
+import { HttpCache } from "../storage/http/cache.ts";
+import { HttpFileSource } from "../storage/http/origin.ts";
 import { serve, type ServerOptions } from "../server/server.ts";
 import {
   addressFlag,

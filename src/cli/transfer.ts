@@ -7,11 +7,11 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { type ClientOptions, download, type Target, upload } from "../client.ts";
+import { type ClientOptions, download, type Target, upload } from "../client/client.ts";
 import { PeerError, TimeoutError } from "../errors.ts";
-import { LIMITS } from "../options.ts";
-import { ChunkWriter } from "../blocks.ts";
-import type { ReadHandle, WriteHandle } from "../source.ts";
+import { LIMITS } from "../wire/options.ts";
+import { ChunkWriter } from "../storage/chunks.ts";
+import type { ReadHandle, WriteHandle } from "../storage/source.ts";
 import { choiceFlag, intFlag, parse, UsageError, windowBytesFlag } from "./args.ts";
 import { Progress } from "./progress.ts";
 

@@ -6,14 +6,14 @@
  */
 
 import { lookup } from "node:dns/promises";
-import { ChunkReader, chunkSizeFor, netasciiReadHandle } from "./blocks.ts";
-import { SocketChannel } from "./channel.ts";
-import { receiveBlocks, type ReceiveSink } from "./engine/receive.ts";
-import { sendBlocks } from "./engine/send.ts";
-import type { TransferSettings, TransferStats } from "./engine/window.ts";
-import { PeerError, TimeoutError } from "./errors.ts";
-import { NetasciiDecoder } from "./netascii.ts";
-import { LIMITS, windowFit } from "./options.ts";
+import { ChunkReader, chunkSizeFor, netasciiReadHandle } from "../storage/chunks.ts";
+import { SocketChannel } from "../engine/channel.ts";
+import { receiveBlocks, type ReceiveSink } from "../engine/receive.ts";
+import { sendBlocks } from "../engine/send.ts";
+import type { TransferSettings, TransferStats } from "../engine/window.ts";
+import { PeerError, TimeoutError } from "../errors.ts";
+import { NetasciiDecoder } from "../wire/netascii.ts";
+import { LIMITS, windowFit } from "../wire/options.ts";
 import {
   ack,
   blockOf,
@@ -24,8 +24,8 @@ import {
   Opcode,
   opcodeOf,
   readError,
-} from "./packet.ts";
-import type { ReadHandle } from "./source.ts";
+} from "../wire/packet.ts";
+import type { ReadHandle } from "../storage/source.ts";
 
 /** Where the server is. */
 export interface Target {

@@ -6,14 +6,14 @@
  */
 
 import { type ClientOptions, type ClientResult, download, type Target, upload } from "./client.ts";
-import type { ReadHandle } from "./source.ts";
+import type { ReadHandle } from "../storage/source.ts";
 
 /**
  * Downloads `remote` into memory.
  *
  * @example
  * ```ts ignore
- * import { get } from "./client_streams.ts";
+ * import { get } from "./streams.ts";
  * const bytes = await get({ hostname: "127.0.0.1", port: 6969 }, "hello.txt");
  * ```
  */
@@ -45,7 +45,7 @@ export async function get(
  *
  * @example
  * ```ts ignore
- * import { getToStream } from "./client_streams.ts";
+ * import { getToStream } from "./streams.ts";
  * await getToStream({ hostname: "127.0.0.1", port: 6969 }, "image.bin", Deno.stdout.writable);
  * ```
  */
@@ -73,7 +73,7 @@ export async function getToStream(
  *
  * @example
  * ```ts ignore
- * import { put } from "./client_streams.ts";
+ * import { put } from "./streams.ts";
  * await put({ hostname: "127.0.0.1", port: 6969 }, "hello.txt", new TextEncoder().encode("hi\n"));
  * ```
  */

@@ -10,8 +10,8 @@
  * @module
  */
 
-import { AbortedError } from "./errors.ts";
-import { ErrorCode, errorPacket } from "./packet.ts";
+import { AbortedError } from "../errors.ts";
+import { ErrorCode, errorPacket } from "../wire/packet.ts";
 
 /** The engine's only dependency on the network. */
 export interface Channel {

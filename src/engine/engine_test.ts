@@ -6,12 +6,8 @@
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { TimeoutError } from "../errors.ts";
-import { ack, Opcode, opcodeOf } from "../packet.ts";
-import {
-  memoryChannelPair,
-  type MemoryPlan,
-  mulberry32,
-} from "../../tests/support/memory_channel.ts";
+import { ack, Opcode, opcodeOf } from "../wire/packet.ts";
+import { memoryChannelPair, type MemoryPlan, mulberry32 } from "../testing/memory_channel.ts";
 import {
   blocksOf,
   collector,

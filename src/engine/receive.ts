@@ -6,9 +6,17 @@
  * @module
  */
 
-import { type Channel, coarseNow } from "../channel.ts";
+import { type Channel, coarseNow } from "./channel.ts";
 import { PeerError, TftpError, TimeoutError } from "../errors.ts";
-import { ack, blockOf, ErrorCode, errorPacket, Opcode, opcodeOf, readError } from "../packet.ts";
+import {
+  ack,
+  blockOf,
+  ErrorCode,
+  errorPacket,
+  Opcode,
+  opcodeOf,
+  readError,
+} from "../wire/packet.ts";
 import { Rto } from "./rto.ts";
 import type { TransferSettings, TransferStats } from "./window.ts";
 

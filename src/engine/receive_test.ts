@@ -5,8 +5,8 @@
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { TftpError } from "../errors.ts";
-import { ack, blockOf, ErrorCode, Opcode, opcodeOf, readError } from "../packet.ts";
-import { memoryChannelPair } from "../../tests/support/memory_channel.ts";
+import { ack, blockOf, ErrorCode, Opcode, opcodeOf, readError } from "../wire/packet.ts";
+import { memoryChannelPair } from "../testing/memory_channel.ts";
 import {
   collector,
   dataPacket,

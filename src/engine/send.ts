@@ -6,10 +6,10 @@
  * @module
  */
 
-import type { BlockSource } from "../blocks.ts";
-import { type Channel, coarseNow } from "../channel.ts";
+import type { BlockSource } from "../storage/chunks.ts";
+import { type Channel, coarseNow } from "./channel.ts";
 import { PeerError, TimeoutError } from "../errors.ts";
-import { blockOf, Opcode, opcodeOf, readError } from "../packet.ts";
+import { blockOf, Opcode, opcodeOf, readError } from "../wire/packet.ts";
 import { Rto } from "./rto.ts";
 import { SendWindow, type TransferSettings, type TransferStats } from "./window.ts";
 

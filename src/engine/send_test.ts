@@ -5,8 +5,8 @@
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { PeerError } from "../errors.ts";
-import { ack, ErrorCode, errorPacket, Opcode, opcodeOf } from "../packet.ts";
-import { memoryChannelPair, type MemoryPlan } from "../../tests/support/memory_channel.ts";
+import { ack, ErrorCode, errorPacket, Opcode, opcodeOf } from "../wire/packet.ts";
+import { memoryChannelPair, type MemoryPlan } from "../testing/memory_channel.ts";
 import {
   collector,
   dataPacket,

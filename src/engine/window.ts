@@ -9,7 +9,7 @@
  * @module
  */
 
-import { Opcode, writeHeader } from "../packet.ts";
+import { Opcode, writeHeader } from "../wire/packet.ts";
 
 /** Negotiated and local settings of one transfer. */
 export interface TransferSettings {

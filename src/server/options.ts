@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { FileSource } from "../source.ts";
+import type { FileSource } from "../storage/source.ts";
 import type { PortRange } from "./addresses.ts";
 import type { TransferRecord } from "./session.ts";
 

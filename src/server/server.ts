@@ -5,10 +5,10 @@
  * @module
  */
 
-import { type Channel, formatAddr, MuxChannel, SocketChannel } from "../channel.ts";
+import { type Channel, formatAddr, MuxChannel, SocketChannel } from "../engine/channel.ts";
 import { TftpError } from "../errors.ts";
 import { getLogger } from "../log.ts";
-import type { NegotiationPolicy } from "../options.ts";
+import type { NegotiationPolicy } from "../wire/options.ts";
 import {
   decode,
   ErrorCode,
@@ -17,13 +17,13 @@ import {
   opcodeOf,
   PacketError,
   type RequestPacket,
-} from "../packet.ts";
+} from "../wire/packet.ts";
 import { AccessList } from "./access.ts";
 import { BindError, bindTransferSocket, bindUdp, localAddresses } from "./addresses.ts";
-import { DEFAULTS, type ServerOptions } from "./server_options.ts";
+import { DEFAULTS, type ServerOptions } from "./options.ts";
 import { runSession, SUPERSEDED } from "./session.ts";
 
-export type { ServerOptions } from "./server_options.ts";
+export type { ServerOptions } from "./options.ts";
 
 const log = getLogger("server");
 

@@ -6,16 +6,16 @@
  * @module
  */
 
-import { ChunkReader, chunkSizeFor, ChunkWriter, netasciiReadHandle } from "../blocks.ts";
-import { type Channel, formatAddr } from "../channel.ts";
+import { ChunkReader, chunkSizeFor, ChunkWriter, netasciiReadHandle } from "../storage/chunks.ts";
+import { type Channel, formatAddr } from "../engine/channel.ts";
 import { receiveBlocks } from "../engine/receive.ts";
 import { sendBlocks } from "../engine/send.ts";
 import type { TransferStats } from "../engine/window.ts";
 import { AbortedError, PeerError, TftpError, TimeoutError } from "../errors.ts";
 import { getLogger } from "../log.ts";
-import { negotiate, type NegotiationPolicy } from "../options.ts";
-import { ack, encode, ErrorCode, errorPacket, type RequestPacket } from "../packet.ts";
-import type { FileSource, ReadHandle, WriteHandle } from "../source.ts";
+import { negotiate, type NegotiationPolicy } from "../wire/options.ts";
+import { ack, encode, ErrorCode, errorPacket, type RequestPacket } from "../wire/packet.ts";
+import type { FileSource, ReadHandle, WriteHandle } from "../storage/source.ts";
 
 const log = getLogger("transfer");
 

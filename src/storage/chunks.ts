@@ -6,7 +6,7 @@
  * @module
  */
 
-import { NetasciiDecoder, NetasciiEncoder } from "./netascii.ts";
+import { NetasciiDecoder, NetasciiEncoder } from "../wire/netascii.ts";
 import type { ReadHandle, WriteHandle } from "./source.ts";
 
 /** Where the sender takes block payloads from. */
@@ -33,7 +33,7 @@ const MAX_CHUNK = 1024 * 1024;
  *
  * @example
  * ```ts
- * import { chunkSizeFor } from "./blocks.ts";
+ * import { chunkSizeFor } from "./chunks.ts";
  * import { equal } from "node:assert/strict";
  * equal(chunkSizeFor(512, 1), 64 * 1024);
  * ```
@@ -60,7 +60,7 @@ function readAhead(handle: ReadHandle, into: Uint8Array): Promise<number | null>
  *
  * @example
  * ```ts
- * import { ChunkReader } from "./blocks.ts";
+ * import { ChunkReader } from "./chunks.ts";
  * const bytes = new Uint8Array(1000);
  * let done = false;
  * const reader = new ChunkReader({
@@ -146,7 +146,7 @@ export class ChunkReader implements BlockSource {
  *
  * @example
  * ```ts
- * import { netasciiReadHandle } from "./blocks.ts";
+ * import { netasciiReadHandle } from "./chunks.ts";
  * import type { ReadHandle } from "./source.ts";
  * declare const file: ReadHandle;
  * const translated: ReadHandle = netasciiReadHandle(file);
@@ -180,7 +180,7 @@ export function netasciiReadHandle(handle: ReadHandle): ReadHandle {
  *
  * @example
  * ```ts
- * import { ChunkWriter } from "./blocks.ts";
+ * import { ChunkWriter } from "./chunks.ts";
  * import type { WriteHandle } from "./source.ts";
  * declare const handle: WriteHandle;
  * const writer = new ChunkWriter(handle, 65536, false);

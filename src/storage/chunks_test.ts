@@ -1,7 +1,7 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import fc from "fast-check";
-import { ChunkReader, chunkSizeFor, ChunkWriter, netasciiReadHandle } from "./blocks.ts";
-import { NetasciiEncoder } from "./netascii.ts";
+import { ChunkReader, chunkSizeFor, ChunkWriter, netasciiReadHandle } from "./chunks.ts";
+import { NetasciiEncoder } from "../wire/netascii.ts";
 import type { ReadHandle, WriteHandle } from "./source.ts";
 
 function makeBytes(n: number, seed: number): Uint8Array {

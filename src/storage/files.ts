@@ -10,10 +10,10 @@
  */
 
 import { basename, join, sep } from "node:path";
-import { fsErrorToTftp, TftpError } from "./errors.ts";
-import { getLogger } from "./log.ts";
+import { fsErrorToTftp, TftpError } from "../errors.ts";
+import { getLogger } from "../log.ts";
 import { applyMapRules, type MapRule, splitName } from "./names.ts";
-import { ErrorCode } from "./packet.ts";
+import { ErrorCode } from "../wire/packet.ts";
 import type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./source.ts";
 
 /** Temporary upload files end with this; requests for them are refused. */

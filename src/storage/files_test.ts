@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
-import { TftpError } from "./errors.ts";
+import { TftpError } from "../errors.ts";
 import { DirectorySource, PARTIAL_SUFFIX, SingleFileSource } from "./files.ts";
 import { parseMapRules } from "./names.ts";
 import type { FileSource, ReadHandle, RequestInfo } from "./source.ts";

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { TftpError } from "./errors.ts";
-import { ErrorCode } from "./packet.ts";
+import { TftpError } from "../errors.ts";
+import { ErrorCode } from "../wire/packet.ts";
 
 /** Longest accepted name, in characters. */
 export const MAX_NAME_LENGTH = 1024;

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { decideFault, type FaultPlan, mulberry32, startFaultRelay } from "./fault_relay.ts";
-import { readOrEmpty } from "./files.ts";
+import { readOrEmpty } from "../../tests/support/files.ts";
 
 const HOST = "127.0.0.1";
 const TFTPD = "/usr/sbin/in.tftpd";

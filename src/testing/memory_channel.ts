@@ -12,9 +12,9 @@
  * @module
  */
 
-import type { Channel } from "../../src/channel.ts";
-import { AbortedError } from "../../src/errors.ts";
-import { blockOf, Opcode, opcodeOf } from "../../src/packet.ts";
+import type { Channel } from "../engine/channel.ts";
+import { AbortedError } from "../errors.ts";
+import { blockOf, Opcode, opcodeOf } from "../wire/packet.ts";
 
 /** What happens to one datagram. */
 export type Fault = "deliver" | "drop" | "duplicate" | "reorder";

@@ -4,7 +4,7 @@
  */
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
-import { ack, blockOf } from "../../src/packet.ts";
+import { ack, blockOf } from "../wire/packet.ts";
 import { memoryChannelPair } from "./memory_channel.ts";
 
 Deno.test("the memory channel applies its fault plan deterministically", async (t) => {

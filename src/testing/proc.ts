@@ -6,8 +6,8 @@
  * @module
  */
 
-import { ack, type DataPacket, decode } from "../../src/packet.ts";
-import type { RawPeer } from "./raw.ts";
+import { ack, type DataPacket, decode } from "../wire/packet.ts";
+import type { RawPeer } from "../../tests/support/raw.ts";
 
 /** Open file descriptors of `pid` (entries of `/proc/PID/fd`). */
 export async function fdCount(pid: number): Promise<number> {

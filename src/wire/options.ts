@@ -6,9 +6,9 @@
  * @module
  */
 
-import { TftpError } from "./errors.ts";
+import { TftpError } from "../errors.ts";
 import { ErrorCode } from "./packet.ts";
-import type { TransferSettings } from "./engine/window.ts";
+import type { TransferSettings } from "../engine/window.ts";
 
 /** Bounds from the RFCs. */
 export const LIMITS = {

@@ -1,5 +1,5 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
-import { TftpError } from "./errors.ts";
+import { TftpError } from "../errors.ts";
 import {
   DEFAULT_MAX_WINDOW_BYTES,
   LIMITS,

@@ -7,9 +7,9 @@
  */
 
 import { equal } from "node:assert/strict";
-import { ChunkReader, chunkSizeFor } from "../../src/blocks.ts";
-import { ack, blockOf, decode, encode, Opcode, opcodeOf } from "../../src/packet.ts";
-import type { ReadHandle } from "../../src/source.ts";
+import { ChunkReader, chunkSizeFor } from "../../src/storage/chunks.ts";
+import { ack, blockOf, decode, encode, Opcode, opcodeOf } from "../../src/wire/packet.ts";
+import type { ReadHandle } from "../../src/storage/source.ts";
 import { receiveBlocks, type ReceiveSink } from "../../src/engine/receive.ts";
 import { sendBlocks } from "../../src/engine/send.ts";
 import type { TransferSettings, TransferStats } from "../../src/engine/window.ts";
@@ -18,7 +18,7 @@ import {
   memoryChannelPair,
   type MemoryPlan,
   mulberry32,
-} from "./memory_channel.ts";
+} from "../../src/testing/memory_channel.ts";
 
 export function makeBytes(n: number, seed: number): Uint8Array {
   const rng = mulberry32(seed);

@@ -6,7 +6,7 @@
  */
 
 import { serve, type Server, type TransferRecord } from "../../src/mod.ts";
-import { HttpFileSource, type HttpSourceOptions } from "../../src/http/origin.ts";
+import { HttpFileSource, type HttpSourceOptions } from "../../src/storage/http/origin.ts";
 import { startOrigin, type TestOrigin } from "./http_origin.ts";
 import { run } from "./server.ts";
 export { readOrEmpty } from "./files.ts";

@@ -8,9 +8,9 @@
 
 import { equal, match, ok, rejects } from "node:assert/strict";
 import { TftpError } from "../../src/errors.ts";
-import { HttpCache } from "../../src/http/cache.ts";
-import { HttpFileSource } from "../../src/http/origin.ts";
-import type { ReadHandle, RequestInfo } from "../../src/source.ts";
+import { HttpCache } from "../../src/storage/http/cache.ts";
+import { HttpFileSource } from "../../src/storage/http/origin.ts";
+import type { ReadHandle, RequestInfo } from "../../src/storage/source.ts";
 import { startOrigin, type TestOrigin } from "./http_origin.ts";
 export { listDir } from "./files.ts";
 

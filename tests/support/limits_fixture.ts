@@ -6,7 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import { sameBytes } from "./proc.ts";
+import { sameBytes } from "../../src/testing/proc.ts";
 
 /** The address the test clients use. */
 export const HOST = "127.0.0.1";

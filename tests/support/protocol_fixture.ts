@@ -8,7 +8,7 @@
 
 import { equal } from "node:assert/strict";
 import { join } from "node:path";
-import type { Packet } from "../../src/packet.ts";
+import type { Packet } from "../../src/wire/packet.ts";
 import type { RawPeer } from "./raw.ts";
 import { makeFile, type ServerProcess, startServer } from "./server.ts";
 

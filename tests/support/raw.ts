@@ -5,7 +5,7 @@
  * @module
  */
 
-import { decode, encode, type Packet } from "../../src/packet.ts";
+import { decode, encode, type Packet } from "../../src/wire/packet.ts";
 
 /** A raw UDP socket with helpers for TFTP packets. */
 export class RawPeer {

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { decode, encode, type Packet } from "../../src/packet.ts";
+import { decode, encode, type Packet } from "../../src/wire/packet.ts";
 import { RawPeer, request } from "./raw.ts";
 import type { ServerProcess } from "./server.ts";
 

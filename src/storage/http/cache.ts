@@ -22,9 +22,9 @@
  * @module
  */
 
-import { TftpError } from "../errors.ts";
-import { getLogger } from "../log.ts";
-import { ErrorCode } from "../packet.ts";
+import { TftpError } from "../../errors.ts";
+import { getLogger } from "../../log.ts";
+import { ErrorCode } from "../../wire/packet.ts";
 import type { ReadHandle } from "../source.ts";
 import { diskHandle, Flight, TailHandle, toTftp } from "./cache_handles.ts";
 import { type CacheEntry, cacheKey, CacheStore } from "./cache_store.ts";

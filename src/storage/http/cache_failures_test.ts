@@ -5,7 +5,7 @@
  */
 
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { bytesRoute, testBytes } from "../../tests/support/http_origin.ts";
+import { bytesRoute, testBytes } from "../../../tests/support/http_origin.ts";
 import {
   expectCode,
   fetchVia,
@@ -13,7 +13,7 @@ import {
   listDir,
   readAllAndClose as readAll,
   withCache,
-} from "../../tests/support/http_unit.ts";
+} from "../../../tests/support/http_unit.ts";
 
 Deno.test("a failed origin fetch leaves nothing in the cache", async (t) => {
   await withCache(async ({ origin, dir, open }) => {

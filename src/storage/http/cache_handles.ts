@@ -6,8 +6,8 @@
  * @module
  */
 
-import { TftpError } from "../errors.ts";
-import { ErrorCode } from "../packet.ts";
+import { TftpError } from "../../errors.ts";
+import { ErrorCode } from "../../wire/packet.ts";
 import type { ReadHandle } from "../source.ts";
 import type { OriginBody } from "./origin_client.ts";
 

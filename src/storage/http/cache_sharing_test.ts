@@ -5,13 +5,13 @@
  */
 
 import { deepEqual, equal, ok } from "node:assert/strict";
-import { bytesRoute, testBytes } from "../../tests/support/http_origin.ts";
+import { bytesRoute, testBytes } from "../../../tests/support/http_origin.ts";
 import {
   fetchVia,
   info,
   readAllAndClose as readAll,
   withCache,
-} from "../../tests/support/http_unit.ts";
+} from "../../../tests/support/http_unit.ts";
 
 Deno.test("concurrent requests for an uncached URL share one origin GET", async (t) => {
   await withCache(async ({ origin, open }) => {

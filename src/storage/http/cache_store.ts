@@ -12,7 +12,7 @@
 
 import { createHash } from "node:crypto";
 import { join } from "node:path";
-import { getLogger } from "../log.ts";
+import { getLogger } from "../../log.ts";
 
 const log = getLogger("http");
 

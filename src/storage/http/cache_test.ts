@@ -6,14 +6,14 @@
 
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { cacheKey } from "./cache_store.ts";
-import { bytesRoute, testBytes } from "../../tests/support/http_origin.ts";
+import { bytesRoute, testBytes } from "../../../tests/support/http_origin.ts";
 import {
   fetchVia,
   info,
   listDir,
   readAllAndClose as readAll,
   withCache,
-} from "../../tests/support/http_unit.ts";
+} from "../../../tests/support/http_unit.ts";
 
 Deno.test("a completed download is kept and the next request does not hit the origin", async () => {
   await withCache(async ({ origin, dir, clock, open }) => {

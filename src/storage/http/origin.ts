@@ -15,9 +15,9 @@
  * @module
  */
 
-import { TftpError } from "../errors.ts";
+import { TftpError } from "../../errors.ts";
 import { applyMapRules, type MapRule, splitName } from "../names.ts";
-import { ErrorCode } from "../packet.ts";
+import { ErrorCode } from "../../wire/packet.ts";
 import type { FileSource, ReadHandle, RequestInfo } from "../source.ts";
 import type { HttpCache } from "./cache.ts";
 import { OriginClient, type OriginOptions, redactUrl } from "./origin_client.ts";
@@ -113,7 +113,7 @@ export function treeUrl(base: URL, name: string, rules: readonly MapRule[] = [])
  *
  * @example Serve a tree from an origin, with a cache
  * ```ts ignore
- * import { serve } from "../mod.ts";
+ * import { serve } from "../../mod.ts";
  * import { HttpCache } from "./cache.ts";
  * import { HttpFileSource } from "./origin.ts";
  * const cache = await HttpCache.open("/var/cache/tftpkit", { maxBytes: 2 ** 30, ttlSeconds: 60 });

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { TftpError } from "../errors.ts";
-import { ErrorCode } from "../packet.ts";
+import { TftpError } from "../../errors.ts";
+import { ErrorCode } from "../../wire/packet.ts";
 
 /** Default time allowed from the request to the final response headers (redirects included). */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 4000;

@@ -7,8 +7,8 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
 import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, HttpFileSource } from "./origin.ts";
-import { bytesRoute, testBytes } from "../../tests/support/http_origin.ts";
-import { expectCode, info, readAll, withOrigin } from "../../tests/support/http_unit.ts";
+import { bytesRoute, testBytes } from "../../../tests/support/http_origin.ts";
+import { expectCode, info, readAll, withOrigin } from "../../../tests/support/http_unit.ts";
 
 Deno.test("HTTP status codes map to TFTP error codes", async (t) => {
   await withOrigin(async (origin) => {

@@ -8,8 +8,8 @@ import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { parseMapRules } from "../names.ts";
 import type { FileSource } from "../source.ts";
 import { HttpFileSource, treeUrl } from "./origin.ts";
-import { bytesRoute, testBytes } from "../../tests/support/http_origin.ts";
-import { expectCode, info, readAll, withOrigin } from "../../tests/support/http_unit.ts";
+import { bytesRoute, testBytes } from "../../../tests/support/http_origin.ts";
+import { expectCode, info, readAll, withOrigin } from "../../../tests/support/http_unit.ts";
 
 Deno.test("single-URL mode serves the one resource under every name, with its size", async () => {
   await withOrigin(async (origin) => {

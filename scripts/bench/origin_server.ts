@@ -1,10 +1,10 @@
 /**
- * A minimal static HTTP origin for the benchmark (`scripts/bench_origin.ts`): serves the files of
+ * A minimal static HTTP origin for the benchmark (`scripts/bench/origin.ts`): serves the files of
  * one directory (no subdirectories) with `Content-Length`, `ETag` and `Last-Modified`, answers
  * `If-None-Match` with 304, streams bodies from disk, and prints one line per request
  * (`GET /name 200 1048576`) so the benchmark can count what reached the origin.
  *
- * Usage: `deno run --allow-net --allow-read scripts/bench_origin_server.ts DIR PORT`
+ * Usage: `deno run --allow-net --allow-read scripts/bench/origin_server.ts DIR PORT`
  *
  * Prints `origin listening on http://127.0.0.1:PORT/` once ready.
  *

@@ -1,5 +1,5 @@
 /**
- * Scenarios 1–4 of `scripts/bench.ts`: the tools and server command lines, the untimed checks
+ * Scenarios 1–4 of `scripts/bench/bench.ts`: the tools and server command lines, the untimed checks
  * (options really negotiated, bytes SHA-256-checked) and the timed runs, tftpkit alternating with
  * the reference C server.
  *
@@ -14,15 +14,15 @@ import {
   MiB,
   processName,
   readProcMemory,
-} from "./bench_lib.ts";
+} from "./lib.ts";
 import {
   describeClientFailure,
   parseTrace,
   runClient,
   type RunningServer,
   startServer,
-} from "./bench_peers.ts";
-import { HOST, oursSpec, type RefName, refSpec, type Tools } from "./bench_servers.ts";
+} from "./peers.ts";
+import { HOST, oursSpec, type RefName, refSpec, type Tools } from "./servers.ts";
 import {
   type BenchFile,
   fmtMBps,
@@ -35,7 +35,7 @@ import {
   type ScenarioResult,
   type ServerOutcome,
   type Verification,
-} from "./bench_report.ts";
+} from "./report.ts";
 
 /** One timed scenario of the table (1, 2a, 2b, 3). */
 export interface ScenarioDef {

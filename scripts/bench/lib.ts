@@ -1,5 +1,5 @@
 /**
- * Helpers for `scripts/bench.ts`: child-process bookkeeping (so every process the benchmark
+ * Helpers for `scripts/bench/bench.ts`: child-process bookkeeping (so every process the benchmark
  * starts can be killed on exit, error or Ctrl-C), free ports and a TFTP readiness probe, hashing
  * files and reading `/proc/PID/status`. Starting servers and running clients: `bench_peers.ts`.
  *

@@ -4,7 +4,7 @@
  *
  * Usage:
  *
- *     deno run --allow-all scripts/soak.ts [--minutes N] [--workers N] [--drop P] [--dup P]
+ *     deno run --allow-all scripts/soak/soak.ts [--minutes N] [--workers N] [--drop P] [--dup P]
  *                                          [--reorder P] [--seed N] [--grace S] [--json FILE]
  *
  * What it does:
@@ -13,7 +13,7 @@
  *   one of each extreme) and starts `deno run --allow-net --allow-read --allow-write main.ts
  *   serve DIR --address 127.0.0.1 --port 0 --write --timeout 1 --retries 8 --log-format json`
  *   as a subprocess (ready when it logs its `listening` event);
- * - puts the seeded fault relay (`tests/support/fault_relay.ts`) in front of it, which drops,
+ * - puts the seeded fault relay (`src/testing/fault_relay.ts`) in front of it, which drops,
  *   duplicates and reorders datagrams on the request port and on every transfer port, in both
  *   directions (default 5 % drop, 2 % duplicate, 2 % reorder);
  * - runs `--workers` (default 6) concurrent workers until `--minutes` (default 10) have passed,
@@ -42,10 +42,10 @@
  */
 
 import { parseArgs } from "node:util";
-import { get, put } from "../src/mod.ts";
-import { mulberry32, startFaultRelay } from "../tests/support/fault_relay.ts";
-import { sameBytes } from "../tests/support/proc.ts";
-import { fdCount, type Server, startServer, statusKb, stopServer } from "./soak_server.ts";
+import { get, put } from "../../src/mod.ts";
+import { mulberry32, startFaultRelay } from "../../src/testing/fault_relay.ts";
+import { sameBytes } from "../../src/testing/proc.ts";
+import { fdCount, type Server, startServer, statusKb, stopServer } from "./server.ts";
 
 const KiB = 1024;
 const MiB = 1024 * 1024;

@@ -1,8 +1,8 @@
 /**
- * Scenario 5 of `scripts/bench.ts`: tftpkit serving a file from a loopback HTTP origin against
+ * Scenario 5 of `scripts/bench/bench.ts`: tftpkit serving a file from a loopback HTTP origin against
  * tftpkit serving the same file from disk, as ratios (no target: this prices the origin path).
  *
- * - The origin is `scripts/bench_origin_server.ts` (`Deno.serve` streaming from disk, with
+ * - The origin is `scripts/bench/origin_server.ts` (`Deno.serve` streaming from disk, with
  *   `Content-Length` and `ETag`) in a process of its own on 127.0.0.1, serving the bench's file
  *   directory; it prints one line per request, which is how the origin requests are counted.
  * - Servers (all `deno run main.ts serve … --address 127.0.0.1`):
@@ -21,14 +21,14 @@
  * @module
  */
 
-import { errorMessage, freeUdpPort, hashFile, median, MiB, readProcMemory } from "./bench_lib.ts";
+import { errorMessage, freeUdpPort, hashFile, median, MiB, readProcMemory } from "./lib.ts";
 import {
   describeClientFailure,
   runClient,
   type RunningServer,
   type ServerSpec,
   startServer,
-} from "./bench_peers.ts";
+} from "./peers.ts";
 import {
   type BenchFile,
   fmtMBps,
@@ -36,7 +36,7 @@ import {
   OURS,
   type ScenarioResult,
   type ServerOutcome,
-} from "./bench_report.ts";
+} from "./report.ts";
 
 const HOST = "127.0.0.1";
 const OPTIONS: [string, number][] = [["blksize", 1468], ["windowsize", 16]];
@@ -196,7 +196,7 @@ export async function runOriginScenarios(input: OriginBenchInput): Promise<Scena
           "run",
           "--allow-net",
           "--allow-read",
-          new URL("./bench_origin_server.ts", import.meta.url).pathname,
+          new URL("./origin_server.ts", import.meta.url).pathname,
           input.servedDir,
           String(port),
         ],

@@ -1,20 +1,20 @@
 /**
- * The servers of `scripts/bench.ts`: where the C programs are, and the exact command line of each
+ * The servers of `scripts/bench/bench.ts`: where the C programs are, and the exact command line of each
  * server (tftpkit as the binaries and deno tasks run it, tftpd-hpa, atftpd).
  *
  * @module
  */
 
-import { commandOutput, isExecutable, which } from "./bench_lib.ts";
-import { type ServerSpec } from "./bench_peers.ts";
-import { V8_FLAGS } from "./compile.ts";
-import { OURS } from "./bench_report.ts";
+import { commandOutput, isExecutable, which } from "./lib.ts";
+import { type ServerSpec } from "./peers.ts";
+import { V8_FLAGS } from "../release/compile.ts";
+import { OURS } from "./report.ts";
 
 /** Every server listens here. */
 export const HOST = "127.0.0.1";
 
 /** The repository root. */
-export const REPO_ROOT = decodeURIComponent(new URL("../", import.meta.url).pathname).replace(
+export const REPO_ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(
   /\/$/,
   "",
 );

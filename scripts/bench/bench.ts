@@ -4,7 +4,7 @@
  *
  * Usage:
  *
- *     deno run --allow-all scripts/bench.ts [--quick] [--runs N] [--only 1,2,3,4,5] [--json FILE]
+ *     deno run --allow-all scripts/bench/bench.ts [--quick] [--runs N] [--only 1,2,3,4,5] [--json FILE]
  *                                           [--client-timeout SECONDS]
  *
  * What it does, in one run:
@@ -43,7 +43,7 @@
  *    end of the scenario (the process is started fresh for scenario 3), plus VmRSS sampled every
  *    100 ms; the larger of the two must be <= 150 MiB. The process sampled is the `deno run`
  *    process itself (`deno run` does not fork a separate runtime process).
- * 5. HTTP origin (`scripts/bench_origin.ts`): the 100 MiB file at windowsize 16 / blksize 1468
+ * 5. HTTP origin (`scripts/bench/origin.ts`): the 100 MiB file at windowsize 16 / blksize 1468
  *    served by tftpkit from a loopback HTTP origin — (a) streamed without a cache, (b) through
  *    `--cache` when cold, (c) through `--cache` once cached — against tftpkit serving it from
  *    disk; ratios without a target (origin requests are counted and checked per run).
@@ -60,22 +60,22 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { delay, errorMessage, killAllTracked, MiB, writeRandomFile } from "./bench_lib.ts";
-import { runOriginScenarios } from "./bench_origin.ts";
+import { delay, errorMessage, killAllTracked, MiB, writeRandomFile } from "./lib.ts";
+import { runOriginScenarios } from "./origin.ts";
 import {
   type BenchFile,
   fmtMiB,
   printTable,
   type RssResult,
   type ScenarioResult,
-} from "./bench_report.ts";
-import { type Ctx, runScenario, type ScenarioDef } from "./bench_scenarios.ts";
-import { oursSpec, REPO_ROOT, resolveTools } from "./bench_servers.ts";
+} from "./report.ts";
+import { type Ctx, runScenario, type ScenarioDef } from "./scenarios.ts";
+import { oursSpec, REPO_ROOT, resolveTools } from "./servers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 
-const USAGE = `Usage: deno run --allow-all scripts/bench.ts [options]
+const USAGE = `Usage: deno run --allow-all scripts/bench/bench.ts [options]
 
   --quick                 1 run, small files (2 MiB / 10 MiB), 50 downloads in scenario 3
   --runs N                timed runs per server and scenario (default 3; 1 with --quick)
@@ -291,7 +291,7 @@ async function main(): Promise<number> {
 
     if (cli.json) {
       const report = {
-        tool: "tftpkit scripts/bench.ts",
+        tool: "tftpkit scripts/bench/bench.ts",
         date: new Date().toISOString(),
         host: {
           deno: Deno.version.deno,

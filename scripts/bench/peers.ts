@@ -6,7 +6,7 @@
  * @module
  */
 
-import { delay, errorMessage, probeTftp, spawnTracked, stopChild, tryKill } from "./bench_lib.ts";
+import { delay, errorMessage, probeTftp, spawnTracked, stopChild, tryKill } from "./lib.ts";
 
 /** How to start one server. */
 export interface ServerSpec {

@@ -1,12 +1,12 @@
 /**
  * Loss-recovery benchmark: our client against our server through the seeded fault relay
- * (`tests/support/fault_relay.ts`), a get and a put of one file per seed, every byte checked.
+ * (`src/testing/fault_relay.ts`), a get and a put of one file per seed, every byte checked.
  * Prints the total wall time of all transfers; this is the "Loss recovery" table of
  * BENCHMARKS.md.
  *
  * Usage:
  *
- *     deno run --allow-all scripts/bench_loss.ts [--windowsize 16] [--blksize 1468]
+ *     deno run --allow-all scripts/bench/loss.ts [--windowsize 16] [--blksize 1468]
  *       [--size 600000] [--seeds 1,2,3] [--drop 0.1] [--duplicate 0.05] [--reorder 0.05]
  *
  * Exit code 0 when every transfer completed with the right bytes, 1 otherwise.
@@ -15,8 +15,8 @@
  */
 
 import { parseArgs } from "node:util";
-import { DirectorySource, get, put, serve } from "../src/mod.ts";
-import { startFaultRelay } from "../tests/support/fault_relay.ts";
+import { DirectorySource, get, put, serve } from "../../src/mod.ts";
+import { startFaultRelay } from "../../src/testing/fault_relay.ts";
 
 const { values } = parseArgs({
   args: Deno.args,

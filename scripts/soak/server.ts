@@ -1,15 +1,15 @@
 /**
- * The server side of `scripts/soak.ts`: the `tftpkit serve` process under test, its JSON log
+ * The server side of `scripts/soak/soak.ts`: the `tftpkit serve` process under test, its JSON log
  * (outcome counts, the records other than ok, warnings); its descriptors and memory are read
- * from `/proc` with the test suite's helpers (`tests/support/proc.ts`).
+ * from `/proc` with the test suite's helpers (`src/testing/proc.ts`).
  *
  * @module
  */
 
-export { fdCount, statusKb } from "../tests/support/proc.ts";
+export { fdCount, statusKb } from "../../src/testing/proc.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const ROOT = new URL("../", import.meta.url).pathname;
+const MAIN = new URL("../../main.ts", import.meta.url).pathname;
+const ROOT = new URL("../../", import.meta.url).pathname;
 
 /** The soak's server process and what its JSON log said so far. */
 export interface Server {

@@ -2,10 +2,10 @@
  * Builds self-contained `tftpkit` binaries with `deno compile`.
  *
  * ```sh
- * deno run --allow-all scripts/compile.ts             # dist/tftpkit for this machine
- * deno run --allow-all scripts/compile.ts --all       # dist/tftpkit-<target> for every target
- * deno run --allow-all scripts/compile.ts --target aarch64-apple-darwin
- * deno run --allow-all scripts/compile.ts --all --dry-run   # print the commands, build nothing
+ * deno run --allow-all scripts/release/compile.ts             # dist/tftpkit for this machine
+ * deno run --allow-all scripts/release/compile.ts --all       # dist/tftpkit-<target> for every target
+ * deno run --allow-all scripts/release/compile.ts --target aarch64-apple-darwin
+ * deno run --allow-all scripts/release/compile.ts --all --dry-run   # print the commands, build nothing
  * ```
  *
  * Every binary is built with `--unstable-net --allow-net --allow-read --allow-sys=networkInterfaces
@@ -31,18 +31,18 @@
 import { parseArgs } from "node:util";
 import { basename, isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import config from "../deno.json" with { type: "json" };
+import config from "../../deno.json" with { type: "json" };
 import { detectBinaryTarget, readHead, type Target, TARGETS } from "./targets.ts";
 
 export { detectBinaryTarget, type Target, TARGETS } from "./targets.ts";
 
 /** The repository root (where `deno compile` runs). */
-export const ROOT: string = fileURLToPath(new URL("../", import.meta.url));
+export const ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
 
 /** The permissions baked into every binary (plus `--allow-write` unless `--read-only`). */
 export const BASE_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-sys=networkInterfaces"];
 
-const HELP = `Usage: deno run --allow-all scripts/compile.ts [options]
+const HELP = `Usage: deno run --allow-all scripts/release/compile.ts [options]
 
 Builds tftpkit binaries with deno compile.
 

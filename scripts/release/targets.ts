@@ -1,5 +1,5 @@
 /**
- * The release targets of `scripts/compile.ts`, and which of them an executable is built for
+ * The release targets of `scripts/release/compile.ts`, and which of them an executable is built for
  * (read from its ELF, Mach-O or PE header), so a DENORT_BIN for the wrong platform is refused
  * before a build.
  *

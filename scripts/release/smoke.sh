@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of a tftpkit binary against real TFTP clients:
 #
-#   bash scripts/smoke.sh dist/tftpkit
+#   bash scripts/release/smoke.sh dist/tftpkit
 #
 # Starts `BINARY serve DIR --port 0 --address 127.0.0.1 --write` (the port it prints is used;
 # SMOKE_PORT=N picks one), downloads two files with each client, uploads one file with each client,
@@ -17,7 +17,7 @@ set -euo pipefail
 
 BINARY="${1:-}"
 if [ -z "$BINARY" ] || [ "$#" -ne 1 ]; then
-  echo "usage: bash scripts/smoke.sh BINARY" >&2
+  echo "usage: bash scripts/release/smoke.sh BINARY" >&2
   exit 2
 fi
 case "$BINARY" in

@@ -1,11 +1,11 @@
 /**
  * The benchmark's result types and its report (the table, the notes, every run), shared by
- * `scripts/bench.ts` and `scripts/bench_origin.ts`.
+ * `scripts/bench/bench.ts` and `scripts/bench/origin.ts`.
  *
  * @module
  */
 
-import { MiB } from "./bench_lib.ts";
+import { MiB } from "./lib.ts";
 
 /** The tftpkit server's name in the report. */
 export const OURS = "tftpkit";
