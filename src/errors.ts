@@ -1,35 +1,121 @@
 /**
- * Typed errors shared by the engine, the server and the client.
+ * The error family of tftpkit. Every failure of a transfer is one of four kinds, all
+ * {@linkcode TftpError}s:
+ *
+ * - {@linkcode RefusedError}: we refuse or end the transfer, with the TFTP code and message the
+ *   peer is sent (file not found, access violation, disk full, a malformed packet, …);
+ * - {@linkcode PeerError}: the peer ended it with an ERROR packet;
+ * - {@linkcode TimeoutError}: the peer stopped answering;
+ * - {@linkcode AbortedError}: it was stopped locally through an `AbortSignal` (`cause` is the
+ *   signal's reason, which callers compare by identity).
  *
  * @module
  */
 
-import { ErrorCode } from "./wire/packet.ts";
+/**
+ * TFTP error codes (RFC 1350, RFC 2347).
+ *
+ * @example
+ * ```ts
+ * import { ErrorCode } from "./errors.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(ErrorCode.FILE_NOT_FOUND, 1);
+ * ```
+ */
+export const ErrorCode = {
+  /** 0: not defined, see the message. */
+  NOT_DEFINED: 0,
+  /** 1: file not found. */
+  FILE_NOT_FOUND: 1,
+  /** 2: access violation. */
+  ACCESS_VIOLATION: 2,
+  /** 3: disk full or allocation exceeded. */
+  DISK_FULL: 3,
+  /** 4: illegal TFTP operation. */
+  ILLEGAL_OPERATION: 4,
+  /** 5: unknown transfer ID. */
+  UNKNOWN_TID: 5,
+  /** 6: file already exists. */
+  FILE_EXISTS: 6,
+  /** 7: no such user. */
+  NO_SUCH_USER: 7,
+  /** 8: the transfer should be terminated during option negotiation (RFC 2347). */
+  OPTION_REFUSED: 8,
+} as const;
+
+/** A TFTP error code: one of {@linkcode ErrorCode}'s values, or another number from a peer. */
+export type ErrorCodeValue = number;
+
+const CODE_NAMES = [
+  "not defined",
+  "file not found",
+  "access violation",
+  "disk full",
+  "illegal operation",
+  "unknown transfer ID",
+  "file exists",
+  "no such user",
+  "option refused",
+];
 
 /**
- * A failure that maps to a TFTP ERROR packet: thrown by file sources and sinks, by the path
- * rules and by policy, and sent to the peer with its `code` and `message`.
+ * The name of a TFTP error code, for messages.
  *
- * @example Refuse a request
+ * @example
  * ```ts
- * import { TftpError } from "./errors.ts";
- * import { ErrorCode } from "./wire/packet.ts";
- * const e = new TftpError(ErrorCode.FILE_NOT_FOUND, "file not found");
+ * import { errorCodeName } from "./errors.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(errorCodeName(2), "access violation");
+ * equal(errorCodeName(42), "error 42");
+ * ```
+ */
+export function errorCodeName(code: number): string {
+  return CODE_NAMES[code] ?? `error ${code}`;
+}
+
+/**
+ * The base of every transfer failure; see the module documentation for the four kinds.
+ *
+ * @example Tell the kinds apart
+ * ```ts
+ * import { PeerError, TftpError } from "./errors.ts";
+ * import { equal } from "node:assert/strict";
+ * const e: unknown = new PeerError(1, "File not found");
+ * equal(e instanceof TftpError && e instanceof PeerError, true);
  * ```
  */
 export class TftpError extends Error {
+  /**
+   * @param message What happened.
+   * @param options `cause`.
+   */
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = "TftpError";
+  }
+}
+
+/**
+ * We refuse (or end) a transfer: the peer is sent ERROR `code` with this message. Thrown by the
+ * name rules, file sources, the packet decoder, option checks and policy.
+ *
+ * @example Refuse a request
+ * ```ts
+ * import { ErrorCode, RefusedError } from "./errors.ts";
+ * const e = new RefusedError(ErrorCode.FILE_NOT_FOUND, "file not found");
+ * ```
+ */
+export class RefusedError extends TftpError {
   /** The TFTP error code sent to the peer. */
   readonly code: number;
   /**
-   * Creates the instance.
-   *
    * @param code TFTP error code (see {@linkcode ErrorCode}).
    * @param message Short text sent to the peer.
-   * @param options Standard error options (`cause`).
+   * @param options `cause`.
    */
   constructor(code: number, message: string, options?: ErrorOptions) {
     super(message, options);
-    this.name = "TftpError";
+    this.name = "RefusedError";
     this.code = code;
   }
 }
@@ -40,22 +126,22 @@ export class TftpError extends Error {
  * @example
  * ```ts
  * import { PeerError } from "./errors.ts";
+ * import { equal } from "node:assert/strict";
  * const e = new PeerError(1, "File not found");
+ * equal(e.message, "peer sent ERROR 1 (file not found): File not found");
  * ```
  */
-export class PeerError extends Error {
+export class PeerError extends TftpError {
   /** The code the peer sent. */
   readonly code: number;
   /** The message the peer sent. */
   readonly peerMessage: string;
   /**
-   * Creates the instance.
-   *
    * @param code Code from the peer's ERROR packet.
    * @param message Message from the peer's ERROR packet.
    */
   constructor(code: number, message: string) {
-    super(`peer sent ERROR ${code}: ${message || "(no message)"}`);
+    super(`peer sent ERROR ${code} (${errorCodeName(code)}): ${message || "(no message)"}`);
     this.name = "PeerError";
     this.code = code;
     this.peerMessage = message;
@@ -63,20 +149,16 @@ export class PeerError extends Error {
 }
 
 /**
- * The peer stopped answering: every retry timed out.
+ * The peer stopped answering.
  *
  * @example
  * ```ts
  * import { TimeoutError } from "./errors.ts";
- * const e = new TimeoutError("no ACK for block 3 after 5 retries");
+ * const e = new TimeoutError("no ACK for block 3 for 30 s");
  * ```
  */
-export class TimeoutError extends Error {
-  /**
-   * Creates the instance.
-   *
-   * @param message What was waited for.
-   */
+export class TimeoutError extends TftpError {
+  /** @param message What was waited for. */
   constructor(message: string) {
     super(message);
     this.name = "TimeoutError";
@@ -84,56 +166,117 @@ export class TimeoutError extends Error {
 }
 
 /**
- * The transfer was stopped locally through its `AbortSignal`.
+ * The transfer was stopped locally through its `AbortSignal`; `cause` is the signal's reason.
  *
  * @example
  * ```ts
  * import { AbortedError } from "./errors.ts";
- * const e = new AbortedError("server shutting down");
+ * import { equal } from "node:assert/strict";
+ * const controller = new AbortController();
+ * const reason = new Error("server shutting down");
+ * controller.abort(reason);
+ * const e = AbortedError.from(controller.signal);
+ * equal(e.cause, reason);
+ * equal(e.message, "server shutting down");
  * ```
  */
-export class AbortedError extends Error {
+export class AbortedError extends TftpError {
   /**
-   * Creates the instance.
-   *
    * @param message Why the transfer was stopped.
+   * @param options `cause`: the abort reason.
    */
-  constructor(message = "transfer aborted") {
-    super(message);
+  constructor(message = "transfer aborted", options?: ErrorOptions) {
+    super(message, options);
     this.name = "AbortedError";
+  }
+
+  /**
+   * The error for an aborted `signal`: its reason's message, the reason itself as `cause`.
+   *
+   * @param signal An aborted signal.
+   * @returns The error.
+   */
+  static from(signal: AbortSignal): AbortedError {
+    return new AbortedError(reasonText(signal.reason), { cause: signal.reason });
   }
 }
 
 /**
- * Maps a file-system error to the TFTP error a peer should see.
+ * A short text for an abort reason (an Error's message, a string, or "transfer aborted").
  *
  * @example
  * ```ts
- * import { fsErrorToTftp } from "./errors.ts";
+ * import { reasonText } from "./errors.ts";
  * import { equal } from "node:assert/strict";
- * equal(fsErrorToTftp(new Deno.errors.NotFound("x")).code, 1);
+ * equal(reasonText(new Error("cancelled")), "cancelled");
  * ```
  */
-export function fsErrorToTftp(e: unknown): TftpError {
+export function reasonText(reason: unknown): string {
+  if (reason instanceof Error) {
+    // AbortController.abort() without a reason gives a DOMException "AbortError".
+    return reason.name === "AbortError" ? "transfer aborted" : reason.message;
+  }
+  return typeof reason === "string" && reason ? reason : "transfer aborted";
+}
+
+/**
+ * Text fit for an ERROR message or a log line: characters outside printable ASCII are escaped
+ * (`\xNN`, `\u{…}`), so a peer's odd bytes are neither garbled nor able to forge log lines.
+ *
+ * @example
+ * ```ts
+ * import { printable } from "./errors.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(printable("octét\n"), "oct\\xe9t\\x0a");
+ * ```
+ */
+export function printable(text: string): string {
+  let out = "";
+  for (const ch of text) {
+    const c = ch.codePointAt(0)!;
+    if (c >= 0x20 && c < 0x7f && ch !== "\\") out += ch;
+    else if (ch === "\\") out += "\\\\";
+    else if (c <= 0xff) out += `\\x${c.toString(16).padStart(2, "0")}`;
+    else out += `\\u{${c.toString(16)}}`;
+  }
+  return out;
+}
+
+/**
+ * Any thrown value as a {@linkcode TftpError}: typed errors pass through, anything while
+ * `signal` is aborted becomes {@linkcode AbortedError}, anything else ERROR 0 with `what`
+ * (the underlying error is kept as `cause`).
+ *
+ * @example
+ * ```ts
+ * import { asTftpError, RefusedError } from "./errors.ts";
+ * import { equal } from "node:assert/strict";
+ * const e = asTftpError(new Error("boom"), "read error");
+ * equal(e instanceof RefusedError && e.message, "read error");
+ * ```
+ */
+export function asTftpError(e: unknown, what = "internal error", signal?: AbortSignal): TftpError {
   if (e instanceof TftpError) return e;
-  if (e instanceof Deno.errors.NotFound) {
-    return new TftpError(ErrorCode.FILE_NOT_FOUND, "file not found", { cause: e });
+  if (signal?.aborted) return AbortedError.from(signal);
+  return new RefusedError(ErrorCode.NOT_DEFINED, what, { cause: e });
+}
+
+/**
+ * A failure for logs: its message, and for an ERROR 0 that wraps another error, that error's
+ * message too (the peer is sent only the first part).
+ *
+ * @example
+ * ```ts
+ * import { describeError, RefusedError } from "./errors.ts";
+ * import { equal } from "node:assert/strict";
+ * const e = new RefusedError(0, "read error", { cause: new Error("EIO") });
+ * equal(describeError(e), "read error (EIO)");
+ * ```
+ */
+export function describeError(e: TftpError): string {
+  const cause = e.cause;
+  if (e instanceof RefusedError && e.code === ErrorCode.NOT_DEFINED && cause instanceof Error) {
+    if (!(cause instanceof TftpError) && cause.message) return `${e.message} (${cause.message})`;
   }
-  if (e instanceof Deno.errors.PermissionDenied || e instanceof Deno.errors.NotCapable) {
-    return new TftpError(ErrorCode.ACCESS_VIOLATION, "permission denied", { cause: e });
-  }
-  if (e instanceof Deno.errors.AlreadyExists) {
-    return new TftpError(ErrorCode.FILE_EXISTS, "file already exists", { cause: e });
-  }
-  const msg = e instanceof Error ? e.message : String(e);
-  if (/ENOSPC|No space left|EDQUOT|quota/i.test(msg)) {
-    return new TftpError(ErrorCode.DISK_FULL, "disk full", { cause: e });
-  }
-  if (/ENAMETOOLONG|name too long/i.test(msg)) {
-    return new TftpError(ErrorCode.ACCESS_VIOLATION, "file name too long", { cause: e });
-  }
-  if (/EISDIR|ENOTDIR|Not a directory|Is a directory/i.test(msg)) {
-    return new TftpError(ErrorCode.FILE_NOT_FOUND, "file not found", { cause: e });
-  }
-  return new TftpError(ErrorCode.NOT_DEFINED, "I/O error", { cause: e });
+  return e.message;
 }

@@ -39,8 +39,8 @@ function render(record: LogRecord): string {
 
 /**
  * Formats a record as one JSON object: `time`, `level`, `logger`, `msg`, then the record's
- * properties (for transfers: `event`, `peer`, `file`, `direction`, `bytes`, `duration_ms`,
- * `rate_bps`, `outcome`, …).
+ * properties (for transfers: `event`, `peer`, `file`, `direction`, `bytes`, `durationMs`,
+ * `rateBps`, `outcome`, …).
  *
  * @example
  * ```ts

@@ -37,12 +37,14 @@
  */
 
 export { serve, Server, type ServerOptions } from "./server/server.ts";
-export type { Outcome, TransferRecord } from "./server/session.ts";
+export type { Outcome, TransferRecord } from "./server/record.ts";
 export { BindError, type PortRange } from "./server/addresses.ts";
 export { type DirectoryOptions, DirectorySource, SingleFileSource } from "./storage/files.ts";
 export type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./storage/source.ts";
-export type { TransferSettings, TransferStats } from "./engine/window.ts";
-export type { ReceiveSink } from "./engine/receive.ts";
+export { HttpFileSource, type HttpSourceOptions } from "./storage/http/origin.ts";
+export { type CacheOptions, HttpCache } from "./storage/http/cache.ts";
+export type { Negotiated, TransferStats } from "./engine/settings.ts";
+export type { BlockSink } from "./engine/blocks.ts";
 export {
   type ClientOptions,
   type ClientResult,
@@ -51,8 +53,15 @@ export {
   upload,
 } from "./client/client.ts";
 export { get, getToStream, put, readHandleOf } from "./client/streams.ts";
-export { AbortedError, PeerError, TftpError, TimeoutError } from "./errors.ts";
-export { ErrorCode } from "./wire/packet.ts";
+export {
+  AbortedError,
+  ErrorCode,
+  PeerError,
+  RefusedError,
+  TftpError,
+  TimeoutError,
+} from "./errors.ts";
+export { HostNotFoundError } from "./net.ts";
 export { DEFAULT_MAX_WINDOW_BYTES, MAX_WINDOW_BYTES } from "./wire/options.ts";
 export { type MapRule, MapRulesError, parseMapRules } from "./storage/names.ts";
 export { type LogFormat, type LoggingOptions, type LogLevel, setupLogging } from "./log.ts";

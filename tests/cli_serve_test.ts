@@ -168,22 +168,22 @@ Deno.test("--log-format json writes one JSON object per line with stable transfe
     equal(transfers.length, 2, JSON.stringify(records));
     for (const r of transfers) {
       for (
-        const key of ["event", "op", "peer", "file", "bytes", "duration_ms", "rate_bps", "outcome"]
+        const key of ["event", "op", "peer", "file", "bytes", "durationMs", "rateBps", "outcome"]
       ) {
         ok(key in r, `${key} missing: ${JSON.stringify(r)}`);
       }
       equal(r.op, "RRQ");
       match(r.peer, /^127\.0\.0\.1:\d+$/);
       equal(typeof r.bytes, "number");
-      ok(Number.isInteger(r.duration_ms) && r.duration_ms >= 0, JSON.stringify(r));
-      ok(typeof r.rate_bps === "number" && r.rate_bps >= 0, JSON.stringify(r));
+      ok(Number.isInteger(r.durationMs) && r.durationMs >= 0, JSON.stringify(r));
+      ok(typeof r.rateBps === "number" && r.rateBps >= 0, JSON.stringify(r));
     }
     const good = transfers.find((r) => r.file === "hello.bin");
     const bad = transfers.find((r) => r.file === "missing.bin");
     equal(good.outcome, "ok");
     equal(good.bytes, hello.length);
     equal(good.level, "info");
-    ok(good.rate_bps > 0, JSON.stringify(good));
+    ok(good.rateBps > 0, JSON.stringify(good));
     equal(bad.outcome, "refused");
     equal(bad.level, "info");
     equal(bad.bytes, 0);

@@ -148,8 +148,8 @@ Deno.test("our client downloads from and uploads to tftpd-hpa (no windowsize)", 
       await sameBytes(await get({ hostname: HOST, port }, "exact.bin"), exact, "library get");
       const { bytes, result } = await libGet(port, "data.bin");
       await sameBytes(bytes, data, "library download");
-      equal(result.settings.blksize, 1468);
-      equal(result.settings.windowsize, 1);
+      equal(result.negotiated.blksize, 1468);
+      equal(result.negotiated.windowsize, 1);
       equal(result.acknowledged.has("windowsize"), false);
       equal(result.tsize, data.length);
     });
@@ -161,8 +161,8 @@ Deno.test("our client downloads from and uploads to tftpd-hpa (no windowsize)", 
       equal(r.code, 0, r.stderr);
       await sameBytes(await Deno.readFile(join(root, "cli-up.bin")), up, "CLI put to tftpd-hpa");
       const result = await put({ hostname: HOST, port }, "lib-up.bin", exact);
-      equal(result.settings.windowsize, 1);
-      equal(result.settings.blksize, 1468);
+      equal(result.negotiated.windowsize, 1);
+      equal(result.negotiated.blksize, 1468);
       await sameBytes(await Deno.readFile(join(root, "lib-up.bin")), exact, "library put");
       const plain = await put({ hostname: HOST, port }, "plain-up.bin", data, { noOptions: true });
       equal(plain.acknowledged.size, 0);
@@ -214,15 +214,15 @@ Deno.test("our client uses windowsize 16 and blksize 1468 with atftpd", async (t
     await t.step("library download negotiates both options", async () => {
       const { bytes, result } = await libGet(port, "data.bin", opts);
       await sameBytes(bytes, data, "library download from atftpd");
-      equal(result.settings.blksize, 1468);
-      equal(result.settings.windowsize, 16);
+      equal(result.negotiated.blksize, 1468);
+      equal(result.negotiated.windowsize, 16);
     });
 
     await t.step("library put negotiates both options", async () => {
       const up = await makeFile(join(local, "up.bin"), 1_500_007, 12);
       const result = await put({ hostname: HOST, port }, "lib-up.bin", up, opts);
-      equal(result.settings.blksize, 1468);
-      equal(result.settings.windowsize, 16);
+      equal(result.negotiated.blksize, 1468);
+      equal(result.negotiated.windowsize, 16);
       await sameBytes(await Deno.readFile(join(root, "lib-up.bin")), up, "library put to atftpd");
     });
 
@@ -318,7 +318,7 @@ Deno.test("our client downloads from dnsmasq's TFTP server on port 69", async (t
       const { bytes, result } = await libGet(69, "pxelinux.0", {}, address);
       await sameBytes(bytes, data, "library download from dnsmasq");
       equal(result.tsize, data.length);
-      ok(result.settings.windowsize <= 16);
+      ok(result.negotiated.windowsize <= 16);
       await sameBytes(
         await get({ hostname: address, port: 69 }, "pxelinux.cfg/default", { blksize: 512 }),
         cfg,

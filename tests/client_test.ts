@@ -86,7 +86,7 @@ Deno.test("our client against our own server", async (t) => {
       });
       await sameBytes(bytes, data, "library get asking for 64 x 8192");
       equal(result.acknowledged.get("windowsize"), "8");
-      equal(result.settings.windowsize, 8);
+      equal(result.negotiated.windowsize, 8);
       rec = await recordOf(server, "data.bin", from);
       ok(rec.retransmits <= 8, `a window that fits needs no recovery: ${rec.retransmits}`);
     });
@@ -158,7 +158,7 @@ Deno.test("our client against our own server", async (t) => {
       await sameBytes(await get(target, "data.bin"), data, "library get");
       const up = await makeFile(join(local, "lib.bin"), 1_000_000, 34);
       const result = await put(target, "lib-put.bin", up);
-      equal(result.settings.windowsize, 16);
+      equal(result.negotiated.windowsize, 16);
       await sameBytes(await Deno.readFile(join(root, "lib-put.bin")), up, "library put");
     });
 
@@ -168,7 +168,7 @@ Deno.test("our client against our own server", async (t) => {
         // ClientOptions.dallyMs defaults to 0: with a 5 s timeout, a tiny download must not wait a
         // timeout after its final ACK.
         const started = performance.now();
-        const { bytes } = await libGet(port, "sub dir/nested.bin", { timeout: 5 });
+        const { bytes } = await libGet(port, "sub dir/nested.bin", { timeoutMs: 5000 });
         const elapsed = performance.now() - started;
         await sameBytes(bytes, nested, "small library download");
         ok(elapsed < 4000, `download took ${Math.round(elapsed)} ms`);
@@ -228,7 +228,7 @@ Deno.test("an unreachable port times out with exit 1 and leaves no file", async 
     equal(p.code, 1, p.stderr);
     match(p.stderr, /no answer/);
     await rejects(
-      get({ hostname: HOST, port }, "x.bin", { timeout: 1, retries: 1 }),
+      get({ hostname: HOST, port }, "x.bin", { timeoutMs: 1000, retries: 1 }),
       TimeoutError,
     );
   } finally {

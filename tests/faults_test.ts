@@ -111,7 +111,7 @@ Deno.test("transfers through a lossy relay (10 % drop, 5 % duplicate, 5 % reorde
   );
   try {
     const target = (r: FaultRelay) => ({ hostname: HOST, port: r.port });
-    const base: ClientOptions = { timeout: 1, retries: 8 };
+    const base: ClientOptions = { timeoutMs: 1000, retries: 8 };
     const lockStep: ClientOptions = { ...base, blksize: 512, windowsize: 1 };
     const jobs: Job[] = [];
     const add = (name: string, plan: FaultPlan, body: (r: FaultRelay) => Promise<string | null>) =>
@@ -125,7 +125,7 @@ Deno.test("transfers through a lossy relay (10 % drop, 5 % duplicate, 5 % reorde
       const res = await put(target(r), name, small, o);
       const want = { blksize: o.blksize ?? 1468, windowsize: o.windowsize ?? 16 };
       assert.deepEqual(
-        { blksize: res.settings.blksize, windowsize: res.settings.windowsize },
+        { blksize: res.negotiated.blksize, windowsize: res.negotiated.windowsize },
         want,
       );
       return await checkStored(srv, dir, name, small);
@@ -178,8 +178,8 @@ Deno.test("transfers through a lossy relay (10 % drop, 5 % duplicate, 5 % reorde
         },
         finish: () => Promise.resolve(),
       }, rollOpts);
-      assert.equal(res.settings.blksize, ROLL_BLKSIZE, "blksize 8 granted");
-      assert.equal(res.settings.windowsize, 16, "windowsize 16 granted");
+      assert.equal(res.negotiated.blksize, ROLL_BLKSIZE, "blksize 8 granted");
+      assert.equal(res.negotiated.windowsize, 16, "windowsize 16 granted");
       assert.ok(res.blocks > 65536, `${res.blocks} blocks: the block number wrapped`);
       assert.ok(r.stats.dropped > 0, "datagrams were dropped around the wrap");
       return sameBytes(got.subarray(0, n), roll);
@@ -191,7 +191,7 @@ Deno.test("transfers through a lossy relay (10 % drop, 5 % duplicate, 5 % reorde
         ...rollOpts,
         onProgress: band(r, 8),
       });
-      assert.equal(res.settings.blksize, ROLL_BLKSIZE, "blksize 8 granted");
+      assert.equal(res.negotiated.blksize, ROLL_BLKSIZE, "blksize 8 granted");
       assert.ok(res.blocks > 65536, `${res.blocks} blocks: the block number wrapped`);
       assert.ok(r.stats.dropped > 0, "datagrams were dropped around the wrap");
       return await checkStored(srv, dir, "roll-up.bin", roll);
@@ -240,7 +240,7 @@ Deno.test("at 100 % loss both ends give up after their retries and free their so
         try {
           const t0 = performance.now();
           await assert.rejects(
-            get({ hostname: HOST, port: relay.port }, "f.bin", { timeout: 1, retries: 2 }),
+            get({ hostname: HOST, port: relay.port }, "f.bin", { timeoutMs: 1000, retries: 2 }),
             (e: unknown) => {
               assert.ok(e instanceof TimeoutError, `a TimeoutError, got ${e}`);
               assert.match(e.message, /after 3 requests/);
@@ -302,7 +302,7 @@ Deno.test("at 100 % loss both ends give up after their retries and free their so
           );
           assert.equal(rec.outcome, "timeout");
           // OACK, then 3 retransmissions 1 s apart, then 1 s more before giving up.
-          assert.ok(rec.duration_ms >= 3_500 && rec.duration_ms < 12_000, `${rec.duration_ms} ms`);
+          assert.ok(rec.durationMs >= 3_500 && rec.durationMs < 12_000, `${rec.durationMs} ms`);
           assert.equal(relay.stats.toClient, 4, "the server sent its OACK 1 + 3 times");
           await waitUntil(
             async () => (await socketCount(pid)) === baseline,
@@ -333,7 +333,7 @@ Deno.test("a lost final ACK of an upload is repeated when the client sends its l
   const plan: FaultPlan = { drop: 0.5, seed: 942, direction: "toClient" };
   const setups: [string, string, ClientOptions][] = [
     ["server timeout 2 s, client 1 s", "2", {}],
-    ["server and client timeout 1 s", "1", { timeout: 1 }],
+    ["server and client timeout 1 s", "1", { timeoutMs: 1000 }],
   ];
   const cases: [string, number, ClientOptions][] = [
     ["lock-step, one block", 300, { blksize: 512, windowsize: 1, retries: 3 }],

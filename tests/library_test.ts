@@ -157,7 +157,10 @@ Deno.test("get resolves right after the last block: the client does not dally by
   const s = await start(await DirectorySource.open(dir));
   try {
     for (
-      const options of [{ timeout: 5 }, { timeout: 5, dallyMs: 0 }, { timeout: 5, noOptions: true }]
+      const options of [{ timeoutMs: 5000 }, { timeoutMs: 5000, dallyMs: 0 }, {
+        timeoutMs: 5000,
+        noOptions: true,
+      }]
     ) {
       const t0 = performance.now();
       deepEqual(await get(s.target, "tiny.bin", options), data);
@@ -204,7 +207,10 @@ Deno.test("errors surface as PeerError with the server's code and message, or Ti
       const silent = Deno.listenDatagram({ transport: "udp", hostname: HOST, port: 0 });
       try {
         const port = (silent.addr as Deno.NetAddr).port;
-        await rejects(get({ hostname: HOST, port }, "x", { timeout: 1, retries: 1 }), TimeoutError);
+        await rejects(
+          get({ hostname: HOST, port }, "x", { timeoutMs: 1000, retries: 1 }),
+          TimeoutError,
+        );
       } finally {
         silent.close();
       }

@@ -172,7 +172,7 @@ Deno.test("a flood of 1,000 abandoned requests does not starve a real client and
         flood(),
         (async () => {
           await floodStarted;
-          const bytes = await get(target, "legit.bin", { timeout: 1, retries: 8 });
+          const bytes = await get(target, "legit.bin", { timeoutMs: 1000, retries: 8 });
           peakSockets = await socketCount(pid);
           return bytes;
         })(),

@@ -5,8 +5,9 @@
  */
 
 import { equal, match, ok, rejects } from "node:assert/strict";
-import { ErrorCode, get, PeerError, serve, TftpError } from "../src/mod.ts";
+import { ErrorCode, get, PeerError, serve } from "../src/mod.ts";
 import type { FileSource, ReadHandle } from "../src/mod.ts";
+import { RefusedError } from "../src/errors.ts";
 
 const HOST = "127.0.0.1";
 
@@ -24,7 +25,9 @@ function failingSource(): FileSource {
             return Promise.resolve(p.length);
           }
           // The read-ahead fails while blocks of the first chunk are still being sent.
-          return Promise.reject(new TftpError(ErrorCode.NOT_DEFINED, "origin connection broken"));
+          return Promise.reject(
+            new RefusedError(ErrorCode.NOT_DEFINED, "origin connection broken"),
+          );
         },
         close() {},
       });

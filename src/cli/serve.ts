@@ -5,7 +5,7 @@
  * @module
  */
 
-import { formatAddr } from "../engine/channel.ts";
+import { formatAddr } from "../net.ts";
 import { DirectorySource, SingleFileSource } from "../storage/files.ts";
 import { getLogger, setupLogging } from "../log.ts";
 import { MapRulesError, parseMapRules } from "../storage/names.ts";

@@ -6,11 +6,12 @@
  * @module
  */
 
-import { basename, dirname, join } from "node:path";
+import { basename } from "node:path";
 import { type ClientOptions, download, type Target, upload } from "../client/client.ts";
 import { PeerError, TimeoutError } from "../errors.ts";
 import { LIMITS } from "../wire/options.ts";
 import { ChunkWriter } from "../storage/chunks.ts";
+import { AtomicFile, writeAll } from "../storage/atomic.ts";
 import type { ReadHandle, WriteHandle } from "../storage/source.ts";
 import { choiceFlag, intFlag, parse, UsageError, windowBytesFlag } from "./args.ts";
 import { Progress } from "./progress.ts";
@@ -98,6 +99,10 @@ function host(hostname: string, port: string | undefined, text: string): Target 
   return { hostname: name, port: port === undefined ? 69 : intFlag("port", port, 1, 65535) };
 }
 
+function seconds(s: number | undefined): number | undefined {
+  return s === undefined ? undefined : s * 1000;
+}
+
 function clientOptions(v: ReturnType<typeof parse<typeof FLAGS>>["values"]): ClientOptions {
   const int = (flag: "blksize" | "windowsize" | "timeout" | "retries", min: number, max: number) =>
     typeof v[flag] === "string" ? intFlag(`--${flag}`, v[flag] as string, min, max) : undefined;
@@ -105,7 +110,7 @@ function clientOptions(v: ReturnType<typeof parse<typeof FLAGS>>["values"]): Cli
     blksize: int("blksize", LIMITS.blksize.min, LIMITS.blksize.max),
     windowsize: int("windowsize", LIMITS.windowsize.min, LIMITS.windowsize.max),
     maxWindowBytes: windowBytesFlag(v["max-window-bytes"]),
-    timeout: int("timeout", LIMITS.timeout.min, LIMITS.timeout.max),
+    timeoutMs: seconds(int("timeout", LIMITS.timeout.min, LIMITS.timeout.max)),
     retries: int("retries", 0, 100),
     mode: v.mode === undefined
       ? "octet"
@@ -169,57 +174,26 @@ export async function runTransfer(command: "get" | "put", args: string[]): Promi
   }
 }
 
-/** A write handle on a temporary file beside `local`, renamed into place on commit. */
-async function atomicFile(local: string): Promise<WriteHandle> {
-  const temp = join(dirname(local), `.${basename(local)}.${crypto.randomUUID().slice(0, 8)}.part`);
-  let file: Deno.FsFile;
-  try {
-    file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
-  } catch (e) {
-    throw new Error(`cannot write ${local}: ${(e as Error).message}`);
-  }
-  let closed = false;
-  return {
-    name: local,
-    async write(p) {
-      let done = 0;
-      while (done < p.length) done += await file.write(p.subarray(done));
-    },
-    async commit() {
-      await file.syncData();
-      file.close();
-      closed = true;
-      await Deno.rename(temp, local);
-    },
-    async abort() {
-      if (!closed) file.close();
-      closed = true;
-      await Deno.remove(temp).catch(() => {});
-    },
-  };
-}
-
 function stdoutHandle(): WriteHandle {
   return {
     name: "-",
-    async write(p) {
-      let done = 0;
-      while (done < p.length) done += await Deno.stdout.write(p.subarray(done));
-    },
+    write: (p) => writeAll(Deno.stdout, p),
     commit: () => Promise.resolve(),
     abort: () => Promise.resolve(),
   };
 }
 
 async function getFile(target: Target, remote: string, local: string, options: ClientOptions) {
-  const handle = local === "-" ? stdoutHandle() : await atomicFile(local);
-  // Buffer blocks into large writes: one write per block would cost more than the network.
-  const writer = new ChunkWriter(handle, 256 * 1024, false);
+  let handle: WriteHandle;
   try {
-    await download(target, remote, {
-      write: (d) => writer.write(d),
-      finish: () => writer.finish(),
-    }, options);
+    handle = local === "-" ? stdoutHandle() : await AtomicFile.create(local);
+  } catch (e) {
+    throw new Error(`cannot write ${local}: ${(e as Error).message}`);
+  }
+  // Buffer blocks into large writes: one write per block would cost more than the network.
+  const writer = new ChunkWriter(handle, 256 * 1024);
+  try {
+    await download(target, remote, writer, options);
   } catch (e) {
     await handle.abort();
     throw e;

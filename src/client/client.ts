@@ -1,63 +1,53 @@
 /**
- * The TFTP client: the request handshake (RFC 1350 and option negotiation), then the same engine
- * the server uses — {@linkcode receiveBlocks} for a download, {@linkcode sendBlocks} for an upload.
+ * The TFTP client: the request (one exchange step, RFC 1350 and option negotiation), then the
+ * same engine the server uses — {@linkcode receiveBlocks} for a download, {@linkcode sendBlocks}
+ * for an upload.
  *
  * @module
  */
 
-import { lookup } from "node:dns/promises";
-import { ChunkReader, chunkSizeFor, netasciiReadHandle } from "../storage/chunks.ts";
+import type { BlockSink } from "../engine/blocks.ts";
 import { SocketChannel } from "../engine/channel.ts";
-import { receiveBlocks, type ReceiveSink } from "../engine/receive.ts";
+import { exchange } from "../engine/exchange.ts";
+import { sendError } from "../engine/fail.ts";
+import { dally, receiveBlocks } from "../engine/receive.ts";
+import { Rto } from "../engine/rto.ts";
 import { sendBlocks } from "../engine/send.ts";
-import type { TransferSettings, TransferStats } from "../engine/window.ts";
-import { PeerError, TimeoutError } from "../errors.ts";
-import { NetasciiDecoder } from "../wire/netascii.ts";
-import { LIMITS, windowFit } from "../wire/options.ts";
 import {
-  ack,
-  blockOf,
-  decode,
-  encode,
-  ErrorCode,
-  errorPacket,
-  Opcode,
-  opcodeOf,
-  readError,
-} from "../wire/packet.ts";
+  DEFAULT_RETRIES,
+  DEFAULT_TIMEOUT_MS,
+  type Negotiated,
+  newStats,
+  plainSettings,
+  type TransferStats,
+} from "../engine/settings.ts";
+import { asTftpError, ErrorCode, PeerError, RefusedError } from "../errors.ts";
+import { formatAddr, resolveUdp } from "../net.ts";
+import { ChunkReader, chunkSizeFor, netasciiReadHandle, netasciiSink } from "../storage/chunks.ts";
 import type { ReadHandle } from "../storage/source.ts";
+import { acceptOack, type OptionRequest, requestOptions } from "../wire/options.ts";
+import { ack, blockOf, decode, encode, Opcode, opcodeOf } from "../wire/packet.ts";
 
 /** Where the server is. */
 export interface Target {
-  /** Host name or IP literal. */
+  /** Host name or IP literal (IPv6 with or without brackets). */
   hostname: string;
   /** UDP port (default 69). */
   port?: number;
 }
 
 /** Options of the client functions. */
-export interface ClientOptions {
-  /** Block size to ask for (default 1468; 512 asks for none). */
-  blksize?: number;
+export interface ClientOptions extends OptionRequest {
   /**
-   * Window size to ask for (default 16; 1 asks for none), lowered to fit `maxWindowBytes` given
-   * the block size.
+   * Retransmission timeout in milliseconds (default 1000); when set, it is also asked of the
+   * server as the `timeout` option (in whole seconds).
    */
-  windowsize?: number;
-  /**
-   * Largest window to ask for, in payload bytes (default 64 KiB): a download's window arrives
-   * as one burst that our socket's receive buffer must hold (see `DEFAULT_MAX_WINDOW_BYTES`).
-   */
-  maxWindowBytes?: number;
-  /** Retransmission timeout in seconds, also sent as the `timeout` option when set. */
-  timeout?: number;
-  /** Retransmissions before giving up (default 5). */
+  timeoutMs?: number;
+  /** Retransmissions at the full timeout before giving up (default 5). */
   retries?: number;
   /** `octet` (default) or `netascii`. */
   mode?: "octet" | "netascii";
-  /** Ask for no options at all: plain RFC 1350 (default false). */
-  noOptions?: boolean;
-  /** Stops the transfer. */
+  /** Stops the transfer: the server is sent ERROR 0 with the reason's message. */
   signal?: AbortSignal;
   /**
    * After the final ACK of a download, stay this long to answer a repeated final DATA (default 0:
@@ -70,84 +60,14 @@ export interface ClientOptions {
 
 /** What a finished client transfer reports. */
 export interface ClientResult extends TransferStats {
-  /** The negotiated settings. */
-  settings: TransferSettings;
+  /** What the transfer ran with. */
+  negotiated: Negotiated;
   /** The options the server acknowledged (empty without an OACK). */
   acknowledged: Map<string, string>;
-  /** The file size the server announced (`tsize`), if any. */
+  /** The file size: announced by the server (`tsize`) on a download, known locally on an upload. */
   tsize?: number;
 }
 
-const DEFAULT_TIMEOUT_MS = 1000;
-const DEFAULT_RETRIES = 5;
-
-async function resolve(target: Target): Promise<Deno.NetAddr> {
-  const host = target.hostname.replace(/^\[(.*)\]$/, "$1");
-  const literal = /^[\d.]+$/.test(host) || host.includes(":");
-  // Resolve once: sending to a name would resolve it again for every packet.
-  const address = literal ? host : (await lookup(host)).address;
-  return { transport: "udp", hostname: address, port: target.port ?? 69 };
-}
-
-function requestOptions(o: ClientOptions, op: "RRQ" | "WRQ", size?: number): Map<string, string> {
-  const m = new Map<string, string>();
-  if (o.noOptions) return m;
-  const blksize = o.blksize ?? 1468;
-  const windowsize = Math.min(o.windowsize ?? 16, windowFit(blksize, o.maxWindowBytes));
-  if (blksize !== 512) m.set("blksize", String(blksize));
-  if (windowsize !== 1) m.set("windowsize", String(windowsize));
-  if (o.timeout !== undefined) m.set("timeout", String(o.timeout));
-  if (op === "RRQ") m.set("tsize", "0");
-  else if (size !== undefined) m.set("tsize", String(size));
-  return m;
-}
-
-/** Applies the server's OACK to our settings, refusing values we did not allow. */
-function accept(oack: Map<string, string>, asked: Map<string, string>, base: TransferSettings) {
-  const s = { ...base };
-  for (const [name, value] of oack) {
-    const n = Number(value);
-    const mine = asked.get(name);
-    if (mine === undefined) {
-      throw new PeerError(ErrorCode.OPTION_REFUSED, `unrequested option ${name}`);
-    }
-    if (name === "blksize") {
-      if (!(n >= LIMITS.blksize.min && n <= Number(mine))) throw badOption(name, value);
-      s.blksize = n;
-    } else if (name === "windowsize") {
-      if (!(n >= 1 && n <= Number(mine))) throw badOption(name, value);
-      s.windowsize = n;
-    } else if (name === "timeout") {
-      if (!(n >= 1 && n <= 255)) throw badOption(name, value);
-      s.timeoutMs = n * 1000;
-    }
-  }
-  return s;
-}
-
-function badOption(name: string, value: string): PeerError {
-  return new PeerError(ErrorCode.OPTION_REFUSED, `server answered ${name}=${value}`);
-}
-
-interface Handshake {
-  channel: SocketChannel;
-  reply: Uint8Array;
-  asked: Map<string, string>;
-  settings: TransferSettings;
-}
-
-/** Reads the server's OACK; refuses (ERROR 8 to the server, then throws) what we did not allow. */
-async function applyOack(h: Handshake) {
-  const acknowledged = (decode(h.reply) as { options: Map<string, string> }).options;
-  try {
-    return { settings: accept(acknowledged, h.asked, h.settings), acknowledged };
-  } catch (e) {
-    await h.channel.send(errorPacket(ErrorCode.OPTION_REFUSED, (e as Error).message));
-    throw e;
-  }
-}
-
-/** Sends the request until the first reply arrives (from the server's new port). */
 /**
  * Could `d` be the server's first reply to our request? An OACK or an ERROR; a DATA 1 of at most
  * 512 bytes to a read (a server that ignores options uses 512-byte blocks, RFC 2347); an ACK 0 to
@@ -168,20 +88,28 @@ function couldAnswer(d: Uint8Array, op: "RRQ" | "WRQ"): boolean {
   }
 }
 
-async function handshake(
+interface Answered {
+  channel: SocketChannel;
+  reply: Uint8Array;
+  negotiated: Negotiated;
+  acknowledged: Map<string, string>;
+  rto: Rto;
+}
+
+/**
+ * Sends the request until the server answers (from its new port) and applies its OACK. A server
+ * that refuses options with ERROR 8 is asked once more without them (RFC 2347).
+ */
+async function request(
   target: Target,
   op: "RRQ" | "WRQ",
   remote: string,
   o: ClientOptions,
   size?: number,
-): Promise<Handshake> {
-  const server = await resolve(target);
-  const settings: TransferSettings = {
-    blksize: 512,
-    windowsize: 1,
-    timeoutMs: o.timeout ? o.timeout * 1000 : DEFAULT_TIMEOUT_MS,
-    retries: o.retries ?? DEFAULT_RETRIES,
-  };
+): Promise<Answered> {
+  o.signal?.throwIfAborted();
+  const server = await resolveUdp(target.hostname, target.port ?? 69);
+  const retries = o.retries ?? DEFAULT_RETRIES;
   let asked = requestOptions(o, op, size);
   for (let attempt = 0;; attempt++) {
     const conn = Deno.listenDatagram({
@@ -190,53 +118,62 @@ async function handshake(
       port: 0,
     });
     const channel = new SocketChannel(conn, server, {
-      lockOnFirstReply: true,
       firstReply: (d) => couldAnswer(d, op),
       signal: o.signal,
     });
-    const request = encode({
+    const packet = encode({
       op,
       filename: new TextEncoder().encode(remote),
       mode: o.mode ?? "octet",
       options: asked,
     });
+    const rto = new Rto(o.timeoutMs ?? DEFAULT_TIMEOUT_MS, retries);
+    let reply: Uint8Array;
     try {
-      for (let tries = 0;; tries++) {
-        await channel.send(request);
-        const reply = await channel.receive(settings.timeoutMs);
-        if (reply === null) {
-          if (tries >= settings.retries) {
-            throw new TimeoutError(
-              `no answer from ${target.hostname}:${server.port} after ${tries + 1} requests`,
-            );
-          }
-          continue;
-        }
-        const code = opcodeOf(reply);
-        if (code === Opcode.ERROR) {
-          const e = readError(reply);
-          // A server that refuses options: ask again without them (RFC 2347).
-          if (e.code === ErrorCode.OPTION_REFUSED && asked.size > 0 && attempt === 0) break;
-          throw new PeerError(e.code, e.message);
-        }
-        if (code === Opcode.OACK || code === Opcode.DATA || code === Opcode.ACK) {
-          return { channel, reply, asked, settings };
-        }
-      }
+      reply = await exchange(channel, packet, (d) => couldAnswer(d, op), rto, {
+        what: `answer from ${formatAddr(server)}`,
+      });
     } catch (e) {
       channel.close();
-      throw e;
+      if (e instanceof PeerError && e.code === ErrorCode.OPTION_REFUSED && asked.size > 0) {
+        if (attempt === 0) {
+          asked = new Map();
+          continue;
+        }
+      }
+      throw asTftpError(e, "internal error", o.signal);
     }
-    channel.close();
-    asked = new Map();
+    if (opcodeOf(reply) !== Opcode.OACK) {
+      return { channel, reply, negotiated: plainSettings(), acknowledged: new Map(), rto };
+    }
+    const acknowledged = (decode(reply) as { options: Map<string, string> }).options;
+    try {
+      const negotiated = acceptOack(acknowledged, asked);
+      // A negotiated timeout replaces ours for the rest of the transfer.
+      const timed = negotiated.timeoutMs ? new Rto(negotiated.timeoutMs, retries) : rto;
+      return { channel, reply, negotiated, acknowledged, rto: timed };
+    } catch (e) {
+      await fail(channel, e, o.signal);
+    }
   }
+}
+
+/** Sends the server the ERROR due for `e`, closes the channel, and throws `e` as a TftpError. */
+async function fail(channel: SocketChannel, e: unknown, signal?: AbortSignal): Promise<never> {
+  const err = asTftpError(e, "internal error", signal);
+  await sendError((p) => channel.send(p), err);
+  channel.close();
+  throw err;
 }
 
 /**
  * Downloads `remote` into `sink` (`write` per block, `finish` at the end).
  *
- * @throws {PeerError} The server refused or aborted (its message included).
+ * @throws {PeerError} The server refused or aborted (its code and message included).
  * @throws {TimeoutError} The server stopped answering.
+ * @throws {RefusedError} We ended the transfer (the sink failed, the server's OACK was not
+ *   acceptable); the server was sent the same ERROR.
+ * @throws {AbortedError} `signal` aborted; the server was sent ERROR 0.
  *
  * @example
  * ```ts ignore
@@ -251,58 +188,51 @@ async function handshake(
 export async function download(
   target: Target,
   remote: string,
-  sink: ReceiveSink,
+  sink: BlockSink,
   options: ClientOptions = {},
 ): Promise<ClientResult> {
-  const h = await handshake(target, "RRQ", remote, options);
-  const { channel, reply } = h;
+  const { channel, reply, negotiated, acknowledged, rto } = await request(
+    target,
+    "RRQ",
+    remote,
+    options,
+  );
   try {
-    let settings = h.settings;
-    let acknowledged = new Map<string, string>();
-    let first: Uint8Array | undefined;
-    let firstReply: Uint8Array | undefined;
-    if (opcodeOf(reply) === Opcode.OACK) {
-      ({ settings, acknowledged } = await applyOack(h));
-      firstReply = ack(0);
-    } else if (opcodeOf(reply) === Opcode.DATA) {
-      first = reply;
-    } else {
-      throw new PeerError(ErrorCode.ILLEGAL_OPERATION, "server answered a download with an ACK");
+    const op = opcodeOf(reply);
+    if (op === Opcode.ACK) {
+      throw new RefusedError(ErrorCode.ILLEGAL_OPERATION, "server answered a download with an ACK");
     }
-    const tsize = acknowledged.has("tsize") ? Number(acknowledged.get("tsize")) : undefined;
-    const decoder = options.mode === "netascii" ? new NetasciiDecoder() : null;
+    const tsize = negotiated.tsize;
     const onProgress = options.onProgress;
-    const stats = await receiveBlocks(
+    const stats = newStats();
+    await receiveBlocks(
       channel,
+      options.mode === "netascii" ? netasciiSink(sink) : sink,
+      negotiated,
       {
-        write: decoder ? (d) => sink.write(decoder.decode(d)) : (d) => sink.write(d),
-        finish: async () => {
-          if (decoder) {
-            const rest = decoder.flush();
-            if (rest.length) await sink.write(rest);
-          }
-          await sink.finish();
-        },
-      },
-      settings,
-      {
-        reply: firstReply,
-        first,
-        dallyMs: options.dallyMs ?? 0,
+        rto,
+        // After an OACK, ACK 0 starts the transfer; a server without options sent DATA 1.
+        reply: op === Opcode.OACK ? ack(0) : undefined,
+        first: op === Opcode.DATA ? reply : undefined,
+        stats,
         onProgress: onProgress ? (b) => onProgress(b, tsize) : undefined,
       },
     );
-    return { ...stats, settings, acknowledged, tsize };
-  } finally {
+    if (options.dallyMs) await dally(channel, stats.blocks, options.dallyMs);
     channel.close();
+    return { ...stats, negotiated, acknowledged, tsize };
+  } catch (e) {
+    return await fail(channel, e, options.signal);
   }
 }
 
 /**
  * Uploads everything `source` yields as `remote`.
  *
- * @throws {PeerError} The server refused or aborted (its message included).
+ * @throws {PeerError} The server refused or aborted (its code and message included).
  * @throws {TimeoutError} The server stopped answering.
+ * @throws {RefusedError} We ended the transfer (the source failed); the server was told.
+ * @throws {AbortedError} `signal` aborted; the server was sent ERROR 0.
  *
  * @example
  * ```ts ignore
@@ -322,24 +252,32 @@ export async function upload(
   options: ClientOptions = {},
 ): Promise<ClientResult> {
   const size = options.mode === "netascii" ? undefined : source.size;
-  const h = await handshake(target, "WRQ", remote, options, size);
-  const { channel, reply } = h;
+  const { channel, reply, negotiated, acknowledged, rto } = await request(
+    target,
+    "WRQ",
+    remote,
+    options,
+    size,
+  );
   try {
-    let settings = h.settings;
-    let acknowledged = new Map<string, string>();
-    if (opcodeOf(reply) === Opcode.OACK) {
-      ({ settings, acknowledged } = await applyOack(h));
-    } else if (opcodeOf(reply) !== Opcode.ACK || (reply[2] | reply[3]) !== 0) {
-      throw new PeerError(ErrorCode.ILLEGAL_OPERATION, "server answered an upload without ACK 0");
+    if (opcodeOf(reply) !== Opcode.OACK && opcodeOf(reply) !== Opcode.ACK) {
+      throw new RefusedError(
+        ErrorCode.ILLEGAL_OPERATION,
+        "server answered an upload without ACK 0",
+      );
     }
     const handle = options.mode === "netascii" ? netasciiReadHandle(source) : source;
-    const reader = new ChunkReader(handle, chunkSizeFor(settings.blksize, settings.windowsize));
+    const reader = new ChunkReader(handle, chunkSizeFor(negotiated.blksize, negotiated.windowsize));
     const onProgress = options.onProgress;
-    const stats = await sendBlocks(channel, reader, settings, {
+    const stats = newStats();
+    await sendBlocks(channel, reader, negotiated, {
+      rto,
+      stats,
       onProgress: onProgress ? (b) => onProgress(b, size) : undefined,
     });
-    return { ...stats, settings, acknowledged, tsize: size };
-  } finally {
     channel.close();
+    return { ...stats, negotiated, acknowledged, tsize: size };
+  } catch (e) {
+    return await fail(channel, e, options.signal);
   }
 }

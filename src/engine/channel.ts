@@ -1,45 +1,88 @@
 /**
  * A transfer's view of the network: send a datagram to the peer, or wait for the next one from
- * the peer with a timeout. Two kinds: {@linkcode SocketChannel} owns a UDP socket of its own (a
+ * the peer until a deadline. Two kinds: {@linkcode SocketChannel} owns a UDP socket of its own (a
  * fresh TID per transfer), {@linkcode MuxChannel} shares the listening socket (`--single-port`).
  *
  * Deno's `DatagramConn.receive()` cannot be cancelled, so each socket has exactly one pending
- * receive at a time, owned by the channel; a timeout only stops *waiting* for it, and a datagram
- * that arrives later is kept for the next call instead of being lost.
+ * receive at a time, owned by the channel; a deadline only stops *waiting* for it, and a datagram
+ * that arrives later is kept for the next wait instead of being lost.
+ *
+ * A send that fails locally (a firewall's EPERM, ENOBUFS, a transient ECONNREFUSED) is treated as
+ * a lost packet: it is counted and remembered, never thrown, and the retransmission timer
+ * recovers it as it would a loss on the wire.
  *
  * @module
  */
 
-import { AbortedError } from "../errors.ts";
-import { ErrorCode, errorPacket } from "../wire/packet.ts";
+import { AbortedError, ErrorCode, RefusedError } from "../errors.ts";
+import { sameAddr } from "../net.ts";
+import { type Clock, transferClock, type Watcher } from "./clock.ts";
+import { sendError } from "./fail.ts";
 
 /** The engine's only dependency on the network. */
 export interface Channel {
   /** The peer's address; fixed once the first reply arrived. */
   readonly peer: Deno.NetAddr;
-  /** Sends one datagram to the peer. */
-  send(packet: Uint8Array): Promise<unknown>;
+  /** The clock deadlines are measured on. */
+  readonly clock: Clock;
+  /** Sends one datagram to the peer. Never rejects: a failed send counts as a lost packet. */
+  send(packet: Uint8Array): Promise<void>;
   /**
-   * Waits for the next datagram from the peer. Resolves `null` after `timeoutMs` without one.
-   * The returned view stays valid until the next call. Rejects with {@linkcode AbortedError}
-   * when the channel's signal aborts or the channel is closed.
+   * Waits for the next datagram from the peer; resolves `null` once `deadline` (on
+   * {@linkcode Channel.clock}) has passed without one. The returned view stays valid until the
+   * next call. Rejects with {@linkcode AbortedError} when the channel's signal aborts or the
+   * channel is closed.
    */
-  receive(timeoutMs: number): Promise<Uint8Array | null>;
+  receive(deadline: number): Promise<Uint8Array | null>;
   /** Releases the socket or the registration; idempotent. */
   close(): void;
 }
 
-/** The same address and port? (Host names are compared as Deno reports them.) */
-export function sameAddr(a: Deno.NetAddr, b: Deno.NetAddr): boolean {
-  return a.port === b.port && a.hostname === b.hostname;
+/**
+ * The channel's datagrams as an async iterable: each step waits until `deadline()` (read afresh
+ * for every step) and yields the next datagram, or `null` when the deadline passed; `first`, when
+ * given, is yielded before anything is received. It ends only
+ * by throwing (abort or close); the loop that consumes it returns when the transfer is done.
+ *
+ * @example
+ * ```ts ignore
+ * import { packets } from "./channel.ts";
+ * let deadline = channel.clock.now() + 1000;
+ * for await (const packet of packets(channel, () => deadline)) {
+ *   if (packet === null) break; // timed out
+ * }
+ * ```
+ */
+export function packets(
+  channel: Channel,
+  deadline: () => number,
+  first?: Uint8Array,
+): AsyncIterable<Uint8Array | null> {
+  // One result object, refilled each step: the loop reads it before asking for the next.
+  const result: IteratorResult<Uint8Array | null> = { done: false, value: null };
+  const fill = (value: Uint8Array | null) => {
+    result.value = value;
+    return result;
+  };
+  let held = first ?? null;
+  const iterator: AsyncIterator<Uint8Array | null> = {
+    next() {
+      if (held === null) return channel.receive(deadline()).then(fill);
+      const p = Promise.resolve(fill(held));
+      held = null;
+      return p;
+    },
+  };
+  return { [Symbol.asyncIterator]: () => iterator };
 }
 
-/** `host:port`, with brackets around IPv6 literals. */
-export function formatAddr(a: { hostname: string; port: number }): string {
-  return a.hostname.includes(":") ? `[${a.hostname}]:${a.port}` : `${a.hostname}:${a.port}`;
+/** Counters a channel keeps about its sends. */
+export interface SendFailures {
+  /** Sends that failed locally (counted as lost packets). */
+  count: number;
+  /** The last such failure. */
+  last?: Error;
 }
-
-const UNKNOWN_TID = errorPacket(ErrorCode.UNKNOWN_TID, "unknown transfer ID");
 
 interface Waiter {
   resolve(v: Uint8Array | null): void;
@@ -47,61 +90,25 @@ interface Waiter {
   deadline: number;
 }
 
-/**
- * A coarse clock and timeout checker shared by every open channel. A timer per `receive`
- * (setTimeout + clearTimeout) costs more than the rest of a lock-step round trip in Deno, and
- * `performance.now()` costs microseconds here, so one interval ticks while channels are open,
- * updates `now` and fires due timeouts. Timeouts are therefore accurate to one tick.
- */
-const ticker = {
-  /** Milliseconds since the epoch, updated every tick. */
-  now: Date.now(),
-  tickMs: 20,
-  open: new Set<WaitingChannel>(),
-  timer: undefined as ReturnType<typeof setInterval> | undefined,
-  add(ch: WaitingChannel) {
-    this.open.add(ch);
-    if (this.timer === undefined) {
-      this.now = Date.now();
-      this.timer = setInterval(() => this.tick(), this.tickMs);
-    }
-  },
-  remove(ch: WaitingChannel) {
-    this.open.delete(ch);
-    if (this.open.size === 0 && this.timer !== undefined) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
-  },
-  tick() {
-    this.now = Date.now();
-    for (const ch of this.open) ch.expire(this.now);
-  },
-};
-
-/**
- * A cheap clock for deadlines: milliseconds, accurate to one tick (~20 ms) while channels are
- * open.
- */
-export function coarseNow(): number {
-  return ticker.timer === undefined ? Date.now() : ticker.now;
-}
-
 /** Shared waiting logic: one waiter at a time, a datagram kept when nobody waits. */
-abstract class WaitingChannel implements Channel {
+abstract class WaitingChannel implements Channel, Watcher {
   abstract readonly peer: Deno.NetAddr;
+  readonly clock: Clock;
+  /** Sends that failed locally. */
+  readonly sendFailures: SendFailures = { count: 0 };
   #waiter: Waiter | null = null;
   protected closed = false;
   #signal?: AbortSignal;
   #onAbort = () => this.#stopWaiting();
 
-  constructor(signal?: AbortSignal) {
+  constructor(signal: AbortSignal | undefined, clock: Clock) {
     this.#signal = signal;
+    this.clock = clock;
     signal?.addEventListener("abort", this.#onAbort, { once: true });
-    ticker.add(this);
+    clock.watch(this);
   }
 
-  /** Called by the ticker: resolves a waiter whose deadline has passed with `null`. */
+  /** Called on every tick: resolves a waiter whose deadline has passed with `null`. */
   expire(now: number): void {
     const w = this.#waiter;
     if (w && now >= w.deadline) {
@@ -110,17 +117,22 @@ abstract class WaitingChannel implements Channel {
     }
   }
 
-  abstract send(packet: Uint8Array): Promise<unknown>;
+  protected abstract sendRaw(packet: Uint8Array): Promise<unknown>;
   /** Returns a datagram already waiting, or starts reading and returns null. */
   protected abstract take(): Uint8Array | null;
 
-  receive(timeoutMs: number): Promise<Uint8Array | null> {
-    if (this.closed || this.#signal?.aborted) {
-      return Promise.reject(new AbortedError(this.#reason()));
-    }
+  send(packet: Uint8Array): Promise<void> {
+    return this.sendRaw(packet).then(() => {}, (e) => {
+      if (this.closed) return;
+      this.sendFailures.count++;
+      this.sendFailures.last = e instanceof Error ? e : new Error(String(e));
+    });
+  }
+
+  receive(deadline: number): Promise<Uint8Array | null> {
+    if (this.closed || this.#signal?.aborted) return Promise.reject(this.#abortError());
     const ready = this.take();
     if (ready) return Promise.resolve(ready);
-    const deadline = coarseNow() + timeoutMs;
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject, deadline };
     });
@@ -135,25 +147,24 @@ abstract class WaitingChannel implements Channel {
     return true;
   }
 
-  #reason(): string {
-    const r = this.#signal?.reason;
-    return r instanceof Error ? r.message : r ? String(r) : "transfer aborted";
+  #abortError(): AbortedError {
+    return this.#signal?.aborted
+      ? AbortedError.from(this.#signal)
+      : new AbortedError("channel closed");
   }
 
   /** Rejects the pending `receive` (abort or close); sending still works until `close`. */
   #stopWaiting(): void {
     const w = this.#waiter;
     this.#waiter = null;
-    if (w) {
-      w.reject(new AbortedError(this.#reason()));
-    }
+    w?.reject(this.#abortError());
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.#signal?.removeEventListener("abort", this.#onAbort);
-    ticker.remove(this);
+    this.clock.unwatch(this);
     this.#stopWaiting();
   }
 }
@@ -163,13 +174,9 @@ export interface SocketChannelOptions {
   /** Stops the transfer: pending and later `receive` calls reject (the socket stays open). */
   signal?: AbortSignal;
   /**
-   * Client mode: the first datagram from `peer.hostname` on any port fixes the peer's port
-   * (the server answers a request from a new TID).
-   */
-  lockOnFirstReply?: boolean;
-  /**
-   * Client mode: only a datagram this accepts may fix the peer's port; others are dropped, so a
-   * stray packet of an older transfer to a reused local port cannot capture the transfer.
+   * Client mode: only a datagram from `peer.hostname` that this accepts fixes the peer's port
+   * (the server answers a request from a new TID); others are dropped, so a stray packet of an
+   * older transfer to a reused local port cannot capture the transfer.
    */
   firstReply?: (data: Uint8Array) => boolean;
   /**
@@ -177,20 +184,29 @@ export interface SocketChannelOptions {
    * a receiver needs blksize + 5 (one byte more, so an oversized DATA is seen as such).
    */
   bufferSize?: number;
+  /** The clock for deadlines (default {@linkcode transferClock}). */
+  clock?: Clock;
 }
+
+const UNKNOWN_TID = new RefusedError(ErrorCode.UNKNOWN_TID, "unknown transfer ID");
 
 /**
  * A channel on a UDP socket of its own. Datagrams from anyone but the peer get ERROR 5 (unknown
  * transfer ID) and are otherwise ignored.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { SocketChannel } from "./channel.ts";
- * const conn = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
- * const ch = new SocketChannel(conn, { transport: "udp", hostname: "127.0.0.1", port: 6969 });
- * await ch.send(new Uint8Array([0, 4, 0, 0]));
- * const reply = await ch.receive(1000);
- * ch.close();
+ * import { equal } from "node:assert/strict";
+ * const a = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+ * const b = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+ * const ab = new SocketChannel(a, b.addr as Deno.NetAddr);
+ * const ba = new SocketChannel(b, a.addr as Deno.NetAddr);
+ * await ab.send(new Uint8Array([0, 4, 0, 0]));
+ * const got = await ba.receive(ba.clock.now() + 1000);
+ * equal(got?.length, 4);
+ * ab.close();
+ * ba.close();
  * ```
  */
 export class SocketChannel extends WaitingChannel {
@@ -203,19 +219,15 @@ export class SocketChannel extends WaitingChannel {
   #firstReply?: (data: Uint8Array) => boolean;
 
   /**
-
-   * Creates the instance.
-
-   *
    * @param conn The socket; the channel closes it.
    * @param peer Where datagrams go (in client mode: the server's request port).
-   * @param options Signal and client mode.
+   * @param options Signal, client mode, buffer size, clock.
    */
   constructor(conn: Deno.DatagramConn, peer: Deno.NetAddr, options: SocketChannelOptions = {}) {
-    super(options.signal);
+    super(options.signal, options.clock ?? transferClock);
     this.#conn = conn;
     this.#peer = peer;
-    this.#locked = !options.lockOnFirstReply;
+    this.#locked = !options.firstReply;
     this.#firstReply = options.firstReply;
     this.#buf = new Uint8Array(options.bufferSize ?? 65536);
   }
@@ -224,12 +236,7 @@ export class SocketChannel extends WaitingChannel {
     return this.#peer;
   }
 
-  /** The local address of the socket. */
-  get local(): Deno.NetAddr {
-    return this.#conn.addr as Deno.NetAddr;
-  }
-
-  send(packet: Uint8Array): Promise<unknown> {
+  protected sendRaw(packet: Uint8Array): Promise<unknown> {
     return this.#conn.send(packet, this.#peer);
   }
 
@@ -245,24 +252,31 @@ export class SocketChannel extends WaitingChannel {
 
   async #pump(): Promise<void> {
     this.#reading = true;
+    let failures = 0;
     try {
       while (!this.closed) {
-        const [data, from] = await this.#conn.receive(this.#buf);
+        let data: Uint8Array, from: Deno.Addr;
+        try {
+          [data, from] = await this.#conn.receive(this.#buf);
+        } catch {
+          // Closed under the pending receive, or a transient error (an ICMP report): retry a
+          // few times, then leave it to the retransmission timer.
+          if (this.closed || ++failures > 3) return;
+          continue;
+        }
         const addr = from as Deno.NetAddr;
         if (!this.#locked && addr.hostname === this.#peer.hostname) {
-          if (this.#firstReply && !this.#firstReply(data)) continue;
+          if (!this.#firstReply!(data)) continue;
           this.#peer = addr;
           this.#locked = true;
         } else if (!sameAddr(addr, this.#peer)) {
           // Another TID: tell it so and keep waiting (RFC 1350 §4). Never let it stop us.
-          if (this.#locked) this.#conn.send(UNKNOWN_TID, addr).catch(() => {});
+          if (this.#locked) sendError((p) => this.#conn.send(p, addr), UNKNOWN_TID);
           continue;
         }
         if (!this.deliver(data)) this.#ready = data;
         return;
       }
-    } catch {
-      // The socket was closed under the pending receive; nothing more will arrive.
     } finally {
       this.#reading = false;
     }
@@ -284,46 +298,38 @@ export class SocketChannel extends WaitingChannel {
  * from this peer here with {@linkcode MuxChannel.push}; sends go out of the listening socket.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { MuxChannel } from "./channel.ts";
- * declare const listening: Deno.DatagramConn;
+ * import { equal } from "node:assert/strict";
+ * const listening = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
  * const peer: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: 40000 };
- * const ch = new MuxChannel(listening, peer, () => {});
+ * const ch = new MuxChannel(listening, peer);
  * ch.push(new Uint8Array([0, 4, 0, 1]));
+ * equal((await ch.receive(ch.clock.now()))?.length, 4);
+ * ch.close();
+ * listening.close();
  * ```
  */
 export class MuxChannel extends WaitingChannel {
   #conn: Deno.DatagramConn;
   #queue: Uint8Array[] = [];
-  #current: Uint8Array | null = null;
-  #onClose: () => void;
   readonly peer: Deno.NetAddr;
   /** Datagrams queued beyond this are dropped, as a socket buffer would. */
   static readonly MAX_QUEUE = 256;
 
   /**
-
-   * Creates the instance.
-
-   *
    * @param conn The listening socket (not closed by the channel).
    * @param peer The client.
-   * @param onClose Called once on close, to unregister the peer from the listener.
    * @param signal Stops the transfer.
+   * @param clock The clock for deadlines (default {@linkcode transferClock}).
    */
-  constructor(
-    conn: Deno.DatagramConn,
-    peer: Deno.NetAddr,
-    onClose: () => void,
-    signal?: AbortSignal,
-  ) {
-    super(signal);
+  constructor(conn: Deno.DatagramConn, peer: Deno.NetAddr, signal?: AbortSignal, clock?: Clock) {
+    super(signal, clock ?? transferClock);
     this.#conn = conn;
     this.peer = peer;
-    this.#onClose = onClose;
   }
 
-  send(packet: Uint8Array): Promise<unknown> {
+  protected sendRaw(packet: Uint8Array): Promise<unknown> {
     return this.#conn.send(packet, this.peer);
   }
 
@@ -331,20 +337,16 @@ export class MuxChannel extends WaitingChannel {
   push(data: Uint8Array): void {
     if (this.closed) return;
     const copy = data.slice();
-    if (!this.deliver(copy)) {
-      if (this.#queue.length < MuxChannel.MAX_QUEUE) this.#queue.push(copy);
-    }
+    if (!this.deliver(copy) && this.#queue.length < MuxChannel.MAX_QUEUE) this.#queue.push(copy);
   }
 
   protected take(): Uint8Array | null {
-    this.#current = this.#queue.shift() ?? null;
-    return this.#current;
+    return this.#queue.shift() ?? null;
   }
 
   override close(): void {
     if (this.closed) return;
     super.close();
     this.#queue.length = 0;
-    this.#onClose();
   }
 }

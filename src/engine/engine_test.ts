@@ -17,15 +17,15 @@ import {
   makeBytes,
   next,
   oackFor,
+  receive,
   ROLES,
   runTransfer,
   sameBytes,
+  send,
   settings,
   sourceFor,
   wireRange,
-} from "../../tests/support/engine_harness.ts";
-import { receiveBlocks } from "./receive.ts";
-import { sendBlocks } from "./send.ts";
+} from "../testing/engine_harness.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Clean transfers
@@ -90,11 +90,11 @@ Deno.test("an OACK goes alone as block 0 and data starts only after ACK 0", asyn
   const s = settings(8, 4);
   const data = makeBytes(8 * 5 + 2, 3);
   const oack = oackFor(s);
-  const p = sendBlocks(a, sourceFor(data, s), s, { oack });
+  const p = send(a, sourceFor(data, s), s, { oack });
   try {
     deepEqual(await next(b), oack);
     // Nothing else until ACK 0: the window holds only the OACK.
-    equal(await b.receive(150), null, "a DATA was sent before ACK 0");
+    equal(await b.receive(b.clock.now() + 150), null, "a DATA was sent before ACK 0");
     await b.send(ack(0));
     const got: Uint8Array[] = [];
     for (const k of [1, 2, 3, 4]) got.push(await expectData(b, k));
@@ -161,7 +161,7 @@ Deno.test("a silent peer makes the engine give up after exactly `retries` retran
     const s = settings(8, 1, timeoutMs, retries);
     const started = Date.now();
     try {
-      await rejects(sendBlocks(a, sourceFor(makeBytes(100, 1), s), s), TimeoutError);
+      await rejects(send(a, sourceFor(makeBytes(100, 1), s), s), TimeoutError);
       ok(Date.now() - started >= (retries + 1) * timeoutMs - 10, "waited for every timeout");
       deepEqual(a.dataBlocks(), [1, 1, 1, 1]);
       equal(a.counters.packets, 1 + retries);
@@ -176,7 +176,7 @@ Deno.test("a silent peer makes the engine give up after exactly `retries` retran
     const s = settings(8, 4, timeoutMs, retries);
     try {
       await rejects(
-        sendBlocks(a, sourceFor(makeBytes(100, 1), s), s, { oack: oackFor(s) }),
+        send(a, sourceFor(makeBytes(100, 1), s), s, { oack: oackFor(s) }),
         TimeoutError,
       );
       deepEqual(a.sent.map(opcodeOf), [6, 6, 6, 6], "the OACK alone, 1 + retries times");
@@ -190,7 +190,7 @@ Deno.test("a silent peer makes the engine give up after exactly `retries` retran
     const [a, b] = memoryChannelPair();
     const s = settings(8, 4, timeoutMs, retries);
     try {
-      await rejects(sendBlocks(a, sourceFor(makeBytes(100, 1), s), s), TimeoutError);
+      await rejects(send(a, sourceFor(makeBytes(100, 1), s), s), TimeoutError);
       deepEqual(a.dataBlocks(), [1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4, 1, 2, 3, 4]);
     } finally {
       a.close();
@@ -201,7 +201,7 @@ Deno.test("a silent peer makes the engine give up after exactly `retries` retran
   await t.step("sender, peer stops mid-transfer", async () => {
     const [a, b] = memoryChannelPair();
     const s = settings(8, 1, timeoutMs, retries);
-    const p = sendBlocks(a, sourceFor(makeBytes(100, 1), s), s);
+    const p = send(a, sourceFor(makeBytes(100, 1), s), s);
     try {
       await expectData(b, 1);
       await b.send(ack(1));
@@ -224,7 +224,7 @@ Deno.test("a silent peer makes the engine give up after exactly `retries` retran
     // server's record should say so rather than look like a broken transfer.
     const [a, b] = memoryChannelPair();
     const s = settings(8, 4, timeoutMs, retries);
-    const p = sendBlocks(a, sourceFor(makeBytes(20, 1), s), s);
+    const p = send(a, sourceFor(makeBytes(20, 1), s), s);
     try {
       for (const k of [1, 2, 3]) await expectData(b, k);
       await rejects(p, (e: Error) => {
@@ -249,7 +249,7 @@ Deno.test("a silent peer makes the engine give up after exactly `retries` retran
     const sink = collector();
     const started = Date.now();
     try {
-      await rejects(receiveBlocks(a, sink, s, { reply: ack(0) }), TimeoutError);
+      await rejects(receive(a, sink, s, { reply: ack(0) }), TimeoutError);
       ok(Date.now() - started >= (retries + 1) * timeoutMs - 10, "waited for every timeout");
       deepEqual(a.ackBlocks(), [0, 0, 0, 0]);
       equal(sink.chunks.length, 0);
@@ -264,7 +264,7 @@ Deno.test("a silent peer makes the engine give up after exactly `retries` retran
     const [a, b] = memoryChannelPair();
     const s = settings(8, 1, timeoutMs, retries);
     const sink = collector();
-    const p = receiveBlocks(a, sink, s, { reply: ack(0) });
+    const p = receive(a, sink, s, { reply: ack(0) });
     try {
       await expectAck(b, 0);
       await b.send(dataPacket(1, makeBytes(8, 1)));

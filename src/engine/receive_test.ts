@@ -4,8 +4,9 @@
  */
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
-import { TftpError } from "../errors.ts";
-import { ack, blockOf, ErrorCode, Opcode, opcodeOf, readError } from "../wire/packet.ts";
+import { RefusedError } from "../errors.ts";
+import { ack, blockOf, Opcode, opcodeOf, readError } from "../wire/packet.ts";
+import { ErrorCode } from "../errors.ts";
 import { memoryChannelPair } from "../testing/memory_channel.ts";
 import {
   collector,
@@ -13,9 +14,9 @@ import {
   expectAck,
   makeBytes,
   next,
+  receive,
   settings,
-} from "../../tests/support/engine_harness.ts";
-import { receiveBlocks } from "./receive.ts";
+} from "../testing/engine_harness.ts";
 
 Deno.test("a window whose ACK is lost again and again is acknowledged again each time", async () => {
   // The sender's timeouts resend window 1-4 while the receiver already has it: every
@@ -25,7 +26,7 @@ Deno.test("a window whose ACK is lost again and again is acknowledged again each
   const data = makeBytes(8 * 4 + 2, 12);
   const block = (k: number) => data.subarray((k - 1) * 8, k * 8);
   const s = settings(8, 4, 1000, 5);
-  const p = receiveBlocks(a, sink, s, { reply: ack(0), dallyMs: 0 });
+  const p = receive(a, sink, s, { reply: ack(0), dallyMs: 0 });
   try {
     await expectAck(b, 0);
     for (const k of [1, 2, 3, 4]) await b.send(dataPacket(k, block(k)));
@@ -34,11 +35,11 @@ Deno.test("a window whose ACK is lost again and again is acknowledged again each
       // ACK 4 "lost": the sender times out and resends the window.
       for (const k of [1, 2, 3, 4]) await b.send(dataPacket(k, block(k)));
       // Well before the receiver's own timeout (1000 ms) the resent window must be answered.
-      const got = await b.receive(500);
+      const got = await b.receive(b.clock.now() + 500);
       ok(got !== null, `resent window ${round} got no ACK`);
       equal(opcodeOf(got), Opcode.ACK);
       equal(blockOf(got), 4, `resent window ${round}`);
-      while (await b.receive(50) !== null) { /* further ACK 4s are fine */ }
+      while (await b.receive(b.clock.now() + 50) !== null) { /* further ACK 4s are fine */ }
     }
     await b.send(dataPacket(5, data.subarray(32)));
     await expectAck(b, 5);
@@ -55,7 +56,7 @@ Deno.test("receiveBlocks refuses oversized DATA and uploads over maxBytes", asyn
   await t.step("DATA larger than blksize gets ERROR 4", async () => {
     const [a, b] = memoryChannelPair();
     const sink = collector();
-    const p = receiveBlocks(a, sink, settings(8, 1), { reply: ack(0) });
+    const p = receive(a, sink, settings(8, 1), { reply: ack(0) });
     try {
       await expectAck(b, 0);
       await b.send(dataPacket(1, makeBytes(9, 1)));
@@ -63,7 +64,7 @@ Deno.test("receiveBlocks refuses oversized DATA and uploads over maxBytes", asyn
       equal(err.op, "ERROR");
       equal(err.code, ErrorCode.ILLEGAL_OPERATION);
       await rejects(p, (e: unknown) => {
-        ok(e instanceof TftpError, String(e));
+        ok(e instanceof RefusedError, String(e));
         equal(e.code, ErrorCode.ILLEGAL_OPERATION);
         return true;
       });
@@ -78,7 +79,7 @@ Deno.test("receiveBlocks refuses oversized DATA and uploads over maxBytes", asyn
   await t.step("more than maxBytes gets ERROR 3", async () => {
     const [a, b] = memoryChannelPair();
     const sink = collector();
-    const p = receiveBlocks(a, sink, settings(8, 1), { reply: ack(0), maxBytes: 20 });
+    const p = receive(a, sink, settings(8, 1), { reply: ack(0), maxBytes: 20 });
     try {
       await expectAck(b, 0);
       await b.send(dataPacket(1, makeBytes(8, 1)));
@@ -90,7 +91,7 @@ Deno.test("receiveBlocks refuses oversized DATA and uploads over maxBytes", asyn
       equal(err.op, "ERROR");
       equal(err.code, ErrorCode.DISK_FULL);
       await rejects(p, (e: unknown) => {
-        ok(e instanceof TftpError, String(e));
+        ok(e instanceof RefusedError, String(e));
         equal(e.code, ErrorCode.DISK_FULL);
         return true;
       });
@@ -106,7 +107,7 @@ Deno.test("receiveBlocks refuses oversized DATA and uploads over maxBytes", asyn
     const [a, b] = memoryChannelPair();
     const sink = collector();
     const data = makeBytes(20, 4);
-    const p = receiveBlocks(a, sink, settings(8, 1), { reply: ack(0), maxBytes: 20, dallyMs: 0 });
+    const p = receive(a, sink, settings(8, 1), { reply: ack(0), maxBytes: 20, dallyMs: 0 });
     try {
       await expectAck(b, 0);
       await b.send(dataPacket(1, data.subarray(0, 8)));
@@ -133,7 +134,7 @@ Deno.test("the final ACK is resent during dally when the last DATA repeats", asy
     const [a, b] = memoryChannelPair();
     const sink = collector();
     const data = makeBytes(8 + 3, 2);
-    const p = receiveBlocks(a, sink, settings(8, 1, 1000), { reply: ack(0), dallyMs: 300 });
+    const p = receive(a, sink, settings(8, 1, 1000), { reply: ack(0), dallyMs: 300 });
     try {
       await expectAck(b, 0);
       await b.send(dataPacket(1, data.subarray(0, 8)));
@@ -164,7 +165,7 @@ Deno.test("the final ACK is resent during dally when the last DATA repeats", asy
       const [a, b] = memoryChannelPair();
       const sink = collector();
       const data = makeBytes(3, 4);
-      const p = receiveBlocks(a, sink, settings(8, 1, 200), { reply: ack(0) });
+      const p = receive(a, sink, settings(8, 1, 200), { reply: ack(0) });
       try {
         await expectAck(b, 0);
         await b.send(dataPacket(1, data));
@@ -188,7 +189,7 @@ Deno.test("the final ACK is resent during dally when the last DATA repeats", asy
     const sink = collector();
     const data = makeBytes(8 * 6 + 3, 3);
     const block = (k: number) => data.subarray((k - 1) * 8, k * 8);
-    const p = receiveBlocks(a, sink, settings(8, 4, 1000), { reply: ack(0), dallyMs: 300 });
+    const p = receive(a, sink, settings(8, 4, 1000), { reply: ack(0), dallyMs: 300 });
     try {
       await expectAck(b, 0);
       for (const k of [1, 2, 3, 4]) await b.send(dataPacket(k, block(k)));
@@ -211,7 +212,7 @@ Deno.test("the final ACK is resent during dally when the last DATA repeats", asy
     const [a, b] = memoryChannelPair();
     const sink = collector();
     const data = makeBytes(8 + 3, 4);
-    const p = receiveBlocks(a, sink, settings(8, 1, 1000), { reply: ack(0), dallyMs: 300 });
+    const p = receive(a, sink, settings(8, 1, 1000), { reply: ack(0), dallyMs: 300 });
     try {
       await expectAck(b, 0);
       await b.send(dataPacket(1, data.subarray(0, 8)));
@@ -223,7 +224,7 @@ Deno.test("the final ACK is resent during dally when the last DATA repeats", asy
       await b.send(dataPacket(2, data.subarray(8)));
       const acks: number[] = [];
       for (;;) {
-        const got = await b.receive(600);
+        const got = await b.receive(b.clock.now() + 600);
         if (got === null) break;
         if (opcodeOf(got) === Opcode.ACK) acks.push(blockOf(got));
       }
@@ -240,7 +241,7 @@ Deno.test("the final ACK is resent during dally when the last DATA repeats", asy
   await t.step("without a repeat the receiver returns after the dally time", async () => {
     const [a, b] = memoryChannelPair();
     const sink = collector();
-    const p = receiveBlocks(a, sink, settings(8, 1, 1000), { reply: ack(0), dallyMs: 80 });
+    const p = receive(a, sink, settings(8, 1, 1000), { reply: ack(0), dallyMs: 80 });
     try {
       await expectAck(b, 0);
       const started = Date.now();

@@ -5,7 +5,8 @@
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { PeerError } from "../errors.ts";
-import { ack, ErrorCode, errorPacket, Opcode, opcodeOf } from "../wire/packet.ts";
+import { ack, errorPacket, Opcode, opcodeOf } from "../wire/packet.ts";
+import { ErrorCode } from "../errors.ts";
 import { memoryChannelPair, type MemoryPlan } from "../testing/memory_channel.ts";
 import {
   collector,
@@ -13,15 +14,15 @@ import {
   expectAck,
   expectData,
   makeBytes,
+  receive,
   ROLES,
   runTransfer,
   sameBytes,
+  send,
   settings,
   sourceFor,
   wireRange,
-} from "../../tests/support/engine_harness.ts";
-import { receiveBlocks } from "./receive.ts";
-import { sendBlocks } from "./send.ts";
+} from "../testing/engine_harness.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Sorcerer's Apprentice
@@ -58,7 +59,7 @@ Deno.test("an ACK inside the window makes the sender resend from the block after
   const [a, b] = memoryChannelPair();
   const s = settings(8, 4);
   const data = makeBytes(8 * 10 + 3, 5);
-  const p = sendBlocks(a, sourceFor(data, s), s);
+  const p = send(a, sourceFor(data, s), s);
   try {
     const first: Uint8Array[] = [];
     for (const k of [1, 2, 3, 4]) first.push(await expectData(b, k));
@@ -87,7 +88,7 @@ Deno.test("a second duplicate ACK rewinds the window, the first one does not", a
   const [a, b] = memoryChannelPair();
   const s = settings(8, 2);
   const data = makeBytes(8 * 4 + 1, 6);
-  const p = sendBlocks(a, sourceFor(data, s), s);
+  const p = send(a, sourceFor(data, s), s);
   try {
     await expectData(b, 1);
     await expectData(b, 2);
@@ -96,7 +97,7 @@ Deno.test("a second duplicate ACK rewinds the window, the first one does not", a
     await expectData(b, 4);
     await b.send(ack(2)); // first duplicate: ignored
     // (Less than the adaptive timeout, which is 60 ms once a round trip was measured.)
-    equal(await b.receive(30), null, "the first duplicate ACK must not resend");
+    equal(await b.receive(b.clock.now() + 30), null, "the first duplicate ACK must not resend");
     await b.send(ack(2)); // second duplicate: resend the window
     await expectData(b, 3);
     await expectData(b, 4);
@@ -118,7 +119,7 @@ Deno.test("an ERROR from the peer mid-transfer ends the engine with PeerError", 
   await t.step("sender", async () => {
     const [a, b] = memoryChannelPair();
     const s = settings(8, 1);
-    const p = sendBlocks(a, sourceFor(makeBytes(100, 1), s), s);
+    const p = send(a, sourceFor(makeBytes(100, 1), s), s);
     try {
       await expectData(b, 1);
       await b.send(ack(1));
@@ -141,7 +142,7 @@ Deno.test("an ERROR from the peer mid-transfer ends the engine with PeerError", 
     const [a, b] = memoryChannelPair();
     const s = settings(8, 1);
     const sink = collector();
-    const p = receiveBlocks(a, sink, s, { reply: ack(0) });
+    const p = receive(a, sink, s, { reply: ack(0) });
     try {
       await expectAck(b, 0);
       await b.send(dataPacket(1, makeBytes(8, 1)));

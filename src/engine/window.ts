@@ -1,8 +1,7 @@
 /**
  * The sending window (RFC 7440), shared by every sending role: server RRQ and client PUT.
  *
- * Blocks are numbered absolutely from 0 (block 0 is the OACK when the server sends one); the wire
- * carries the number modulo 65536, so transfers roll over past block 65535 to 0. Each block lives in
+ * Blocks are numbered absolutely from 1; the wire carries the number modulo 65536, so transfers roll over past block 65535 to 0. Each block lives in
  * its own preallocated packet buffer (4-byte header, then the payload) until it is acknowledged, so
  * a retransmission resends the same bytes without reading the file again.
  *
@@ -10,28 +9,6 @@
  */
 
 import { Opcode, writeHeader } from "../wire/packet.ts";
-
-/** Negotiated and local settings of one transfer. */
-export interface TransferSettings {
-  /** Payload bytes per DATA packet. */
-  blksize: number;
-  /** DATA packets per ACK (1 = lock-step). */
-  windowsize: number;
-  /** Milliseconds to wait for the peer before retransmitting. */
-  timeoutMs: number;
-  /** Retransmissions of the same packet before giving up. */
-  retries: number;
-}
-
-/** Counters of a finished (or failed) transfer. */
-export interface TransferStats {
-  /** Payload bytes transferred (on the wire, i.e. after netascii translation). */
-  bytes: number;
-  /** DATA blocks transferred. */
-  blocks: number;
-  /** Packets sent again after a timeout or a rewind. */
-  retransmits: number;
-}
 
 /**
  * Maps a 16-bit block number from the wire to the absolute block it names, looking forward from
@@ -64,7 +41,6 @@ export class SendWindow {
   readonly size: number;
   #slots: Uint8Array[] = [];
   #lengths: Int32Array;
-  #oack: Uint8Array | null;
   /** Oldest absolute block not yet acknowledged. */
   base: number;
   /** Next absolute block to send. */
@@ -79,28 +55,21 @@ export class SendWindow {
   sent: number;
 
   /**
-
-   * Creates the instance.
-
-   *
    * @param blksize Payload size.
    * @param size Window size.
-   * @param oack The OACK to send as block 0 (acknowledged by ACK 0), if any.
    */
-  constructor(blksize: number, size: number, oack?: Uint8Array) {
+  constructor(blksize: number, size: number) {
     this.blksize = blksize;
     this.size = size;
     this.#lengths = new Int32Array(size);
-    this.#oack = oack ?? null;
-    this.base = this.next = oack ? 0 : 1;
+    this.base = this.next = 1;
     this.filled = 0;
-    this.sent = this.base - 1;
+    this.sent = 0;
   }
 
-  /** Is there a block to send inside the window? (An OACK goes alone, until ACK 0.) */
+  /** Is there a block to send inside the window? */
   canSend(): boolean {
-    const size = this.base === 0 ? 1 : this.size;
-    return this.next < this.base + size && this.next <= this.last;
+    return this.next < this.base + this.size && this.next <= this.last;
   }
 
   /** Does block `next` still need its payload? */
@@ -135,10 +104,6 @@ export class SendWindow {
   /** Block `next`'s packet, ready to send; advances `next`. */
   take(): Uint8Array {
     if (this.next > this.sent) this.sent = this.next;
-    if (this.next === 0) {
-      this.next = 1;
-      return this.#oack!;
-    }
     const i = this.next % this.size;
     this.next++;
     return this.#slots[i].subarray(0, this.#lengths[i]);
@@ -147,7 +112,7 @@ export class SendWindow {
   /**
    * Applies an ACK. Returns "done" when the last block is acknowledged, "progress" when the window
    * moved to the end of what was sent, "gap" when it moved but the ACK lies inside what was sent
-   * (RFC 7440: the peer is missing the block after it — or the ACK is stale, see `sendBlocks`),
+   * (RFC 7440: the peer is missing the block after it — or the ACK is stale, see `send.ts`),
    * "duplicate" for an ACK of the block before the window, "stale" for anything else.
    */
   ack(wire: number): "done" | "progress" | "gap" | "duplicate" | "stale" {

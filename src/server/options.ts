@@ -6,7 +6,8 @@
 
 import type { FileSource } from "../storage/source.ts";
 import type { PortRange } from "./addresses.ts";
-import type { TransferRecord } from "./session.ts";
+import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS } from "../engine/settings.ts";
+import type { TransferRecord } from "./record.ts";
 
 /** Options of `serve`. Only `source` is required. */
 export interface ServerOptions {
@@ -56,8 +57,8 @@ export const DEFAULTS = {
   port: 69,
   maxBlksize: 65464,
   maxWindowsize: 64,
-  timeoutMs: 1000,
-  retries: 5,
+  timeoutMs: DEFAULT_TIMEOUT_MS,
+  retries: DEFAULT_RETRIES,
   maxSessions: 512,
   maxSessionsPerClient: 64,
   graceMs: 5000,

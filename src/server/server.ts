@@ -5,27 +5,25 @@
  * @module
  */
 
-import { type Channel, formatAddr, MuxChannel, SocketChannel } from "../engine/channel.ts";
-import { TftpError } from "../errors.ts";
+import { MuxChannel, SocketChannel } from "../engine/channel.ts";
+import { sendError } from "../engine/fail.ts";
+import { asTftpError, describeError, ErrorCode, RefusedError, type TftpError } from "../errors.ts";
 import { getLogger } from "../log.ts";
+import { formatAddr } from "../net.ts";
 import type { NegotiationPolicy } from "../wire/options.ts";
-import {
-  decode,
-  ErrorCode,
-  errorPacket,
-  Opcode,
-  opcodeOf,
-  PacketError,
-  type RequestPacket,
-} from "../wire/packet.ts";
+import { decode, Opcode, opcodeOf, type RequestPacket } from "../wire/packet.ts";
 import { AccessList } from "./access.ts";
 import { BindError, bindTransferSocket, bindUdp, localAddresses } from "./addresses.ts";
 import { DEFAULTS, type ServerOptions } from "./options.ts";
-import { runSession, SUPERSEDED } from "./session.ts";
+import { finishRecord, reportTransfer, type TransferRecord } from "./record.ts";
+import { prepare, type PreparedTransfer, recordFor, run, SUPERSEDED } from "./session.ts";
 
 export type { ServerOptions } from "./options.ts";
 
 const log = getLogger("server");
+
+/** The abort reason of the transfers still running when the grace period is over. */
+const SHUTTING_DOWN = new Error("server shutting down");
 
 interface Session {
   controller: AbortController;
@@ -62,8 +60,6 @@ export class Server {
       maxBlksize: o.maxBlksize,
       maxWindowsize: o.maxWindowsize,
       maxWindowBytes: o.maxWindowBytes,
-      timeoutMs: o.timeoutMs,
-      retries: o.retries,
       maxUploadSize: o.maxUploadSize,
     };
     this.#access = new AccessList(o.allow, o.deny);
@@ -184,12 +180,11 @@ export class Server {
       log.debug("ignored a datagram from {peer}: not allowed", { peer: formatAddr(peer) });
       return;
     }
-    const reply = (code: number, message: string) => {
-      conn.send(errorPacket(code, message), peer).catch(() => {});
-    };
+    const reply = (e: TftpError) => sendError((p) => conn.send(p, peer), e);
+    const refuse = (code: number, message: string) => void reply(new RefusedError(code, message));
     if (op === Opcode.ERROR) return;
     if (op === Opcode.DATA || op === Opcode.ACK || op === Opcode.OACK) {
-      if (!session) reply(ErrorCode.UNKNOWN_TID, "unknown transfer ID");
+      if (!session) refuse(ErrorCode.UNKNOWN_TID, "unknown transfer ID");
       return;
     }
     let request: RequestPacket;
@@ -198,9 +193,9 @@ export class Server {
       if (p.op !== "RRQ" && p.op !== "WRQ") return;
       request = p;
     } catch (e) {
-      const why = e instanceof PacketError ? e.message : "malformed packet";
+      const why = asTftpError(e, "malformed packet").message;
       log.debug("malformed request from {peer}: {error}", { peer: formatAddr(peer), error: why });
-      reply(ErrorCode.ILLEGAL_OPERATION, `illegal TFTP operation: ${why}`);
+      refuse(ErrorCode.ILLEGAL_OPERATION, `illegal TFTP operation: ${why}`);
       return;
     }
     if (session) {
@@ -214,14 +209,14 @@ export class Server {
       session.controller.abort(SUPERSEDED);
       this.#sessions.delete(key);
     }
-    if (this.#closing) return reply(ErrorCode.NOT_DEFINED, "server shutting down");
+    if (this.#closing) return refuse(ErrorCode.NOT_DEFINED, "server shutting down");
     const o = this.#options;
     if (this.#sessions.size >= o.maxSessions) {
       log.warn("refused {peer}: {count} transfers running (--max-sessions)", {
         peer: formatAddr(peer),
         count: this.#sessions.size,
       });
-      return reply(ErrorCode.DISK_FULL, "server busy: too many transfers, try again later");
+      return refuse(ErrorCode.DISK_FULL, "server busy: too many transfers, try again later");
     }
     const perHost = this.#perHost.get(peer.hostname) ?? 0;
     if (perHost >= o.maxSessionsPerClient) {
@@ -229,9 +224,9 @@ export class Server {
         peer: formatAddr(peer),
         count: perHost,
       });
-      return reply(ErrorCode.DISK_FULL, "too many transfers from your address, try again later");
+      return refuse(ErrorCode.DISK_FULL, "too many transfers from your address, try again later");
     }
-    this.#startSession(key, conn, peer, request, reply);
+    this.#startSession(key, conn, peer, request);
   }
 
   #startSession(
@@ -239,9 +234,7 @@ export class Server {
     conn: Deno.DatagramConn,
     peer: Deno.NetAddr,
     request: RequestPacket,
-    reply: (code: number, message: string) => void,
   ): void {
-    const o = this.#options;
     const controller = new AbortController();
     const session: Session = {
       controller,
@@ -251,45 +244,91 @@ export class Server {
     };
     this.#sessions.set(key, session);
     this.#perHost.set(peer.hostname, (this.#perHost.get(peer.hostname) ?? 0) + 1);
-    const local = (conn.addr as Deno.NetAddr).hostname;
-    const openChannel = (): Channel => {
-      if (o.singlePort) {
-        session.mux = new MuxChannel(conn, peer, () => {}, controller.signal);
-        return session.mux;
-      }
-      let socket: Deno.DatagramConn;
-      try {
-        socket = bindTransferSocket(local, o.portRange);
-      } catch (e) {
-        log.warn("no transfer socket for {peer}: {error}", {
-          peer: formatAddr(peer),
-          error: (e as Error).message,
-        });
-        throw new TftpError(ErrorCode.NOT_DEFINED, "server busy: no free transfer port, try again");
-      }
-      return new SocketChannel(socket, peer, {
-        signal: controller.signal,
-        bufferSize: request.op === "WRQ" ? undefined : 1024,
+    session.done = this.#serve(session, conn, peer, request).catch((e) => {
+      log.error("unexpected error serving {peer}: {error}", {
+        peer: formatAddr(peer),
+        error: String(e),
       });
-    };
-    session.done = runSession(request, peer, {
-      source: o.source,
-      policy: this.#policy,
-      reject: reply,
-      openChannel,
-      answered: () => (session.answered = true),
-    }).then((record) => {
-      try {
-        o.onTransfer?.(record);
-      } catch (e) {
-        log.error("onTransfer callback failed: {error}", { error: String(e) });
-      }
     }).finally(() => {
       if (this.#sessions.get(key) === session) this.#sessions.delete(key);
       const n = (this.#perHost.get(session.host) ?? 1) - 1;
       if (n > 0) this.#perHost.set(session.host, n);
       else this.#perHost.delete(session.host);
     });
+  }
+
+  /** Prepares, then decides the socket, then runs one request; reports its record. */
+  async #serve(
+    session: Session,
+    conn: Deno.DatagramConn,
+    peer: Deno.NetAddr,
+    request: RequestPacket,
+  ): Promise<void> {
+    const o = this.#options;
+    const started = performance.now();
+    let prepared: PreparedTransfer;
+    try {
+      prepared = await prepare(request, peer, o.source, this.#policy, started);
+    } catch (e) {
+      return this.#refuse(conn, peer, recordFor(request, peer), started, asTftpError(e));
+    }
+    let channel: MuxChannel | SocketChannel;
+    const signal = session.controller.signal;
+    if (o.singlePort) {
+      channel = session.mux = new MuxChannel(conn, peer, signal);
+    } else {
+      try {
+        const socket = bindTransferSocket((conn.addr as Deno.NetAddr).hostname, o.portRange);
+        channel = new SocketChannel(socket, peer, {
+          signal,
+          bufferSize: request.op === "WRQ" ? undefined : 1024,
+        });
+      } catch (e) {
+        log.warn("no transfer socket for {peer}: {error}", {
+          peer: formatAddr(peer),
+          error: (e as Error).message,
+        });
+        prepared.reader?.close();
+        await prepared.writer?.abort();
+        const busy = new RefusedError(
+          ErrorCode.NOT_DEFINED,
+          "server busy: no free transfer port, try again",
+        );
+        return this.#refuse(conn, peer, prepared.record, started, busy);
+      }
+    }
+    const { record, closed } = await run(prepared, channel, {
+      knobs: { timeoutMs: o.timeoutMs, retries: o.retries },
+      signal,
+      maxUploadSize: o.maxUploadSize,
+      onAnswered: () => (session.answered = true),
+    });
+    this.#recorded(record);
+    await closed;
+  }
+
+  /** Refuses a request from the port it came to, and reports it. */
+  async #refuse(
+    conn: Deno.DatagramConn,
+    peer: Deno.NetAddr,
+    record: TransferRecord,
+    started: number,
+    error: TftpError,
+  ): Promise<void> {
+    record.outcome = "refused";
+    record.error = describeError(error);
+    finishRecord(record, started);
+    reportTransfer(record);
+    await sendError((p) => conn.send(p, peer), error);
+    this.#recorded(record);
+  }
+
+  #recorded(record: TransferRecord): void {
+    try {
+      this.#options.onTransfer?.(record);
+    } catch (e) {
+      log.error("onTransfer callback failed: {error}", { error: String(e) });
+    }
   }
 
   /**
@@ -320,9 +359,7 @@ export class Server {
         new Promise((r) => (timer = setTimeout(r, this.#options.graceMs))),
       ]);
       clearTimeout(timer);
-      for (const s of this.#sessions.values()) {
-        s.controller.abort(new Error("server shutting down"));
-      }
+      for (const s of this.#sessions.values()) s.controller.abort(SHUTTING_DOWN);
       await pending();
     }
     if (this.#options.singlePort) {

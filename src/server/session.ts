@@ -1,257 +1,264 @@
 /**
- * One request, from the moment it is accepted to its log line: open the file and negotiate
- * (every refusal is found before anything but an ERROR is sent), run the engine in the right
- * direction, clean up, and report.
+ * One request, in two phases. {@linkcode prepare} applies the name rules, opens the file and
+ * negotiates — no network I/O, so every refusal is known before anything but an ERROR is sent,
+ * and the server decides where that ERROR goes. {@linkcode run} then drives the engine over the
+ * channel the server chose (a socket of its own, or the shared port) and reports the record.
  *
  * @module
  */
 
-import { ChunkReader, chunkSizeFor, ChunkWriter, netasciiReadHandle } from "../storage/chunks.ts";
-import { type Channel, formatAddr } from "../engine/channel.ts";
-import { receiveBlocks } from "../engine/receive.ts";
+import type { Channel } from "../engine/channel.ts";
+import { sendError } from "../engine/fail.ts";
+import { dally, receiveBlocks } from "../engine/receive.ts";
+import { Rto } from "../engine/rto.ts";
 import { sendBlocks } from "../engine/send.ts";
-import type { TransferStats } from "../engine/window.ts";
-import { AbortedError, PeerError, TftpError, TimeoutError } from "../errors.ts";
-import { getLogger } from "../log.ts";
-import { negotiate, type NegotiationPolicy } from "../wire/options.ts";
-import { ack, encode, ErrorCode, errorPacket, type RequestPacket } from "../wire/packet.ts";
+import { type Knobs, type Negotiated, newStats } from "../engine/settings.ts";
+import {
+  AbortedError,
+  asTftpError,
+  describeError,
+  ErrorCode,
+  PeerError,
+  printable,
+  RefusedError,
+  TftpError,
+  TimeoutError,
+} from "../errors.ts";
+import { formatAddr } from "../net.ts";
+import {
+  ChunkReader,
+  chunkSizeFor,
+  ChunkWriter,
+  netasciiReadHandle,
+  netasciiSink,
+} from "../storage/chunks.ts";
 import type { FileSource, ReadHandle, WriteHandle } from "../storage/source.ts";
-
-const log = getLogger("transfer");
-
-/** How a transfer ended. */
-export type Outcome =
-  | "ok"
-  | "size-probe"
-  | "refused"
-  | "peer-error"
-  | "timeout"
-  | "error"
-  | "aborted";
-
-/** What the server reports about each finished transfer (also the JSON log fields). */
-export interface TransferRecord {
-  /** `RRQ` (the client downloads) or `WRQ` (the client uploads). */
-  op: "RRQ" | "WRQ";
-  /** The client's address and port. */
-  peer: string;
-  /** The name the client asked for. */
-  file: string;
-  /** What was served or written (a path), when it got that far. */
-  path?: string;
-  /** `octet` or `netascii`. */
-  mode: string;
-  /** Payload bytes transferred (as sent on the wire). */
-  bytes: number;
-  /** Negotiated block size. */
-  blksize: number;
-  /** Negotiated window size. */
-  windowsize: number;
-  /** Packets sent again (timeouts, rewinds). */
-  retransmits: number;
-  /** From the request to the final ACK, in milliseconds. */
-  duration_ms: number;
-  /** Payload bytes per second. */
-  rate_bps: number;
-  /** How it ended. */
-  outcome: Outcome;
-  /** The error's message, for outcomes other than `ok`. */
-  error?: string;
-}
+import { negotiate, type NegotiationPolicy } from "../wire/options.ts";
+import { ack, encode, type RequestPacket } from "../wire/packet.ts";
+import {
+  finishRecord,
+  newRecord,
+  type Outcome,
+  reportTransfer,
+  type TransferRecord,
+} from "./record.ts";
 
 /**
- * The abort reason of a transfer whose client sent a new request from the same address and port:
- * a TID takes part in one transfer at a time, so the old one is over (most often it was still
- * repeating a final DATA the client no longer waited for). Such a transfer ends without an ERROR
- * to the peer, which may already be talking to the new transfer (in single-port mode from the
- * same server port).
+ * The abort reason of a transfer whose client sent a new request from the same address and port
+ * (see the server): it ends without an ERROR to the peer, which may already be talking to the
+ * new transfer. Compared by identity.
  */
-export const SUPERSEDED = "superseded by a new request from the same address and port";
+export const SUPERSEDED: Error = new Error(
+  "superseded by a new request from the same address and port",
+);
 
-/** What a session needs from the server. */
-export interface SessionContext {
-  source: FileSource;
-  policy: NegotiationPolicy;
-  /** Sends a request-stage ERROR (from the listening socket). */
-  reject(code: number, message: string): void;
-  /** Creates the transfer's channel; called only once the request is accepted. */
-  openChannel(): Channel;
-  /** Called once the peer has answered the first reply (the transfer is under way). */
-  answered?(): void;
+/** A request that was accepted: the file is open and the options are negotiated. */
+export interface PreparedTransfer {
+  /** `RRQ` (we send) or `WRQ` (we receive). */
+  readonly op: "RRQ" | "WRQ";
+  /** The client. */
+  readonly peer: Deno.NetAddr;
+  /** `octet` or `netascii`. */
+  readonly mode: "octet" | "netascii";
+  /** What the transfer runs with. */
+  readonly negotiated: Negotiated;
+  /** The OACK to send first, if the client asked for options we accepted. */
+  readonly oack?: Uint8Array;
+  /** RRQ: the open file. */
+  readonly reader?: ReadHandle;
+  /** WRQ: where the upload goes (nothing under its final name until complete). */
+  readonly writer?: WriteHandle;
+  /** The record, filled in as the transfer goes. */
+  readonly record: TransferRecord;
+  /** When the request arrived (`performance.now()`). */
+  readonly started: number;
 }
 
-const latin1 = new TextDecoder("latin1");
-const utf8 = new TextDecoder("utf-8");
+const utf8 = new TextDecoder();
 
 /**
- * Serves one decoded request to the end and returns its record (never throws).
+ * A record for `request`, before anything is known about its outcome.
  *
  * @example
  * ```ts ignore
- * import { runSession } from "./session.ts";
- * const record = await runSession(request, peer, context);
+ * import { recordFor } from "./session.ts";
+ * const record = recordFor(request, peer);
  * ```
  */
-export async function runSession(
+export function recordFor(request: RequestPacket, peer: Deno.NetAddr): TransferRecord {
+  return newRecord(request.op, formatAddr(peer), utf8.decode(request.filename), request.mode);
+}
+
+/**
+ * Prepares `request` from `peer`: checks the mode and, for a read, opens the file and then
+ * negotiates (the size is part of the answer); for a write, negotiates and then opens (the
+ * announced size is checked against the limits and the free space before anything is created).
+ *
+ * @throws {RefusedError} Why the request is refused (the caller sends it from the port the
+ *   request came to, and reports the record).
+ *
+ * @example
+ * ```ts ignore
+ * import { prepare } from "./session.ts";
+ * const prepared = await prepare(request, peer, source, { maxBlksize: 1468, maxWindowsize: 64 });
+ * ```
+ */
+export async function prepare(
   request: RequestPacket,
   peer: Deno.NetAddr,
-  ctx: SessionContext,
-): Promise<TransferRecord> {
-  const started = performance.now();
-  const name = utf8.decode(request.filename);
-  const record: TransferRecord = {
-    op: request.op,
-    peer: formatAddr(peer),
-    file: name,
-    mode: request.mode,
-    bytes: 0,
-    blksize: 512,
-    windowsize: 1,
-    retransmits: 0,
-    duration_ms: 0,
-    rate_bps: 0,
-    outcome: "error",
-  };
-  let channel: Channel | null = null;
-  let reader: ReadHandle | null = null;
-  let writer: WriteHandle | null = null;
-  let stats: TransferStats | null = null;
-  let oackSent = false;
-  let progressed = false;
-  let completedAt = 0;
-  const onProgress = (bytes: number) => {
-    record.bytes = bytes;
-    if (!progressed) ctx.answered?.();
-    progressed = true;
-  };
-  try {
-    if (request.mode !== "octet" && request.mode !== "netascii") {
-      throw new TftpError(
-        ErrorCode.ILLEGAL_OPERATION,
-        request.mode === "mail"
-          ? "mode 'mail' is not supported"
-          : `unknown transfer mode '${latin1.decode(new TextEncoder().encode(request.mode))}'`,
-      );
-    }
-    const info = { peer, mode: request.mode };
-    if (request.op === "RRQ") {
-      reader = await ctx.source.openRead(name, info);
-      record.path = reader.name;
-      const { settings, oack } = negotiate(request.options, {
+  source: FileSource,
+  policy: NegotiationPolicy,
+  started: number = performance.now(),
+): Promise<PreparedTransfer> {
+  const record = recordFor(request, peer);
+  const mode = request.mode;
+  if (mode !== "octet" && mode !== "netascii") {
+    throw new RefusedError(
+      ErrorCode.ILLEGAL_OPERATION,
+      mode === "mail"
+        ? "mode 'mail' is not supported"
+        : `unknown transfer mode '${printable(mode)}'`,
+    );
+  }
+  const info = { peer, mode };
+  const base = { op: request.op, peer, mode, record, started } as const;
+  if (request.op === "RRQ") {
+    // Open first: the file's size is part of the answer (tsize).
+    const reader = await source.openRead(record.file, info);
+    try {
+      const { negotiated, oack } = negotiate(request.options, {
         op: "RRQ",
-        mode: request.mode,
+        mode,
         fileSize: reader.size,
-      }, ctx.policy);
-      Object.assign(record, { blksize: settings.blksize, windowsize: settings.windowsize });
-      channel = ctx.openChannel();
-      const handle = request.mode === "netascii" ? netasciiReadHandle(reader) : reader;
-      const size = request.mode === "octet" ? reader.size : undefined;
+      }, policy);
+      return withSettings({ ...base, negotiated, reader, oack: oackPacket(oack) });
+    } catch (e) {
+      reader.close();
+      throw e;
+    }
+  }
+  if (!source.openWrite) {
+    throw new RefusedError(ErrorCode.ACCESS_VIOLATION, "uploads are disabled on this server");
+  }
+  // Negotiate first: an announced size over the limits is refused before anything is created.
+  const freeSpace = request.options.has("tsize")
+    ? await source.freeSpace?.(record.file)
+    : undefined;
+  const { negotiated, oack } = negotiate(request.options, { op: "WRQ", mode, freeSpace }, policy);
+  const writer = await source.openWrite(record.file, info);
+  return withSettings({ ...base, negotiated, writer, oack: oackPacket(oack) });
+}
+
+function oackPacket(oack: Map<string, string>): Uint8Array | undefined {
+  return oack.size > 0 ? encode({ op: "OACK", options: oack }) : undefined;
+}
+
+function withSettings(t: PreparedTransfer): PreparedTransfer {
+  t.record.path = t.reader?.name ?? t.writer?.name;
+  t.record.blksize = t.negotiated.blksize;
+  t.record.windowsize = t.negotiated.windowsize;
+  return t;
+}
+
+/** Options of {@linkcode run}. */
+export interface RunOptions {
+  /** Local timeout and retries (a negotiated `timeout` wins over the knob's). */
+  knobs: Knobs;
+  /** Ends the transfer (its reason becomes the `AbortedError`'s cause). */
+  signal: AbortSignal;
+  /** Largest upload in bytes. */
+  maxUploadSize?: number;
+  /** Called once the client has answered the first reply (the transfer is under way). */
+  onAnswered?: () => void;
+}
+
+/** What {@linkcode run} resolves with. */
+export interface RunResult {
+  /** The transfer's record, complete and already logged. */
+  record: TransferRecord;
+  /** Resolves once the channel is closed: after an upload's dally, at once otherwise. */
+  closed: Promise<void>;
+}
+
+/**
+ * Runs a prepared transfer over `channel` and resolves with its record as soon as the outcome is
+ * known (an upload is complete at its final ACK; the dally that answers a lost final ACK goes on
+ * quietly until `closed`). Never throws: a failure is in the record, and the peer is sent the
+ * ERROR due (none for its own ERROR, a timeout, or a superseded transfer).
+ *
+ * @example
+ * ```ts ignore
+ * import { prepare, run } from "./session.ts";
+ * const { record, closed } = await run(prepared, channel, { knobs, signal });
+ * ```
+ */
+export async function run(
+  t: PreparedTransfer,
+  channel: Channel,
+  options: RunOptions,
+): Promise<RunResult> {
+  const { record, negotiated } = t;
+  const stats = newStats();
+  const timeoutMs = negotiated.timeoutMs ?? options.knobs.timeoutMs;
+  const rto = new Rto(timeoutMs, options.knobs.retries);
+  let answered = false;
+  const onProgress = () => {
+    if (answered) return;
+    answered = true;
+    options.onAnswered?.();
+  };
+  let dallying: Promise<void> | undefined;
+  try {
+    if (t.op === "RRQ") {
+      const reader = t.reader!;
+      const handle = t.mode === "netascii" ? netasciiReadHandle(reader) : reader;
+      const size = t.mode === "octet" ? reader.size : undefined;
       const chunks = new ChunkReader(
         handle,
-        chunkSizeFor(settings.blksize, settings.windowsize, size),
+        chunkSizeFor(negotiated.blksize, negotiated.windowsize, size),
       );
-      oackSent = oack.size > 0;
-      stats = await sendBlocks(channel, chunks, settings, {
-        oack: oack.size ? encode({ op: "OACK", options: oack }) : undefined,
+      await sendBlocks(channel, chunks, negotiated, { rto, oack: t.oack, stats, onProgress });
+    } else {
+      const writer = new ChunkWriter(
+        t.writer!,
+        chunkSizeFor(negotiated.blksize, negotiated.windowsize),
+      );
+      const sink = t.mode === "netascii" ? netasciiSink(writer) : writer;
+      await receiveBlocks(channel, sink, negotiated, {
+        rto,
+        reply: t.oack ?? ack(0),
+        stats,
+        maxBytes: options.maxUploadSize,
+        expectBytes: t.mode === "octet" ? negotiated.tsize : undefined,
         onProgress,
       });
-    } else {
-      if (!ctx.source.openWrite) {
-        throw new TftpError(ErrorCode.ACCESS_VIOLATION, "uploads are disabled on this server");
-      }
-      const negotiated = negotiate(request.options, { op: "WRQ", mode: request.mode }, ctx.policy);
-      const { settings, oack } = negotiated;
-      Object.assign(record, { blksize: settings.blksize, windowsize: settings.windowsize });
-      writer = await ctx.source.openWrite(name, { ...info, tsize: negotiated.tsize });
-      record.path = writer.name;
-      channel = ctx.openChannel();
-      const sink = new ChunkWriter(
-        writer,
-        chunkSizeFor(settings.blksize, settings.windowsize),
-        request.mode === "netascii",
-      );
-      oackSent = oack.size > 0;
-      stats = await receiveBlocks(
-        channel,
-        {
-          write: (d) => sink.write(d),
-          finish: () => sink.finish(),
-        },
-        settings,
-        {
-          reply: oack.size ? encode({ op: "OACK", options: oack }) : ack(0),
-          maxBytes: ctx.policy.maxUploadSize,
-          onComplete: () => (completedAt = performance.now()),
-          onProgress,
-        },
-      );
+      // Stay for a repeated final DATA: twice the timeout, so that a sender retransmitting after
+      // the same timeout (as when the timeout option was negotiated) is still answered.
+      dallying = dally(channel, stats.blocks, 2 * timeoutMs);
     }
     record.outcome = "ok";
   } catch (e) {
-    record.error = e instanceof Error ? e.message : String(e);
-    if (e instanceof TftpError && !channel) {
-      record.outcome = "refused";
-      ctx.reject(e.code, e.message);
-    } else if (e instanceof PeerError) {
-      // A client that reads the OACK and answers ERROR is asking for tsize (PXE does this).
-      record.outcome = request.op === "RRQ" && oackSent && !progressed
-        ? "size-probe"
-        : "peer-error";
-    } else if (e instanceof TimeoutError) {
-      record.outcome = "timeout";
-    } else if (e instanceof AbortedError) {
-      record.outcome = "aborted";
-      if (e.message !== SUPERSEDED) {
-        channel?.send(errorPacket(ErrorCode.NOT_DEFINED, "server shutting down")).catch(() => {});
-      }
-    } else if (channel && !(e instanceof TftpError && request.op === "WRQ")) {
-      // A local failure mid-transfer (read error, …): tell the peer. (The receiver has already
-      // sent its own ERROR for sink failures.)
-      const t = e instanceof TftpError ? e : new TftpError(ErrorCode.NOT_DEFINED, "read error");
-      channel.send(errorPacket(t.code, t.message)).catch(() => {});
+    const err = asTftpError(e, t.op === "RRQ" ? "read error" : "write error", options.signal);
+    record.error = describeError(err);
+    record.outcome = outcomeOf(err, t.op === "RRQ" && !!t.oack && !answered);
+    if (!(err instanceof AbortedError && err.cause === SUPERSEDED)) {
+      await sendError((p) => channel.send(p), err);
     }
-  } finally {
-    if (stats) {
-      record.bytes = stats.bytes;
-      record.retransmits = stats.retransmits;
-    }
-    reader?.close();
-    if (writer && record.outcome !== "ok") await writer.abort();
-    channel?.close();
-    record.duration_ms = Math.round((completedAt || performance.now()) - started);
-    record.rate_bps = record.duration_ms > 0
-      ? Math.round(record.bytes / (record.duration_ms / 1000))
-      : record.bytes;
-    report(record);
+    if (t.writer) await t.writer.abort();
   }
-  return record;
+  t.reader?.close();
+  record.bytes = stats.bytes;
+  record.retransmits = stats.retransmits;
+  finishRecord(record, t.started);
+  reportTransfer(record);
+  const closed = (dallying ?? Promise.resolve()).finally(() => channel.close());
+  return { record, closed };
 }
 
-function report(r: TransferRecord): void {
-  const props = { event: "transfer", ...r };
-  const dir = r.op === "RRQ" ? "sent" : "received";
-  const what = `${r.peer} ${r.op} ${JSON.stringify(r.file)}`;
-  switch (r.outcome) {
-    case "ok":
-      log.info(
-        `${what} ok: ${dir} ${r.bytes} bytes in ${r.duration_ms} ms (${rate(r.rate_bps)})`,
-        props,
-      );
-      break;
-    case "size-probe":
-      log.info(`${what} size probe: client read the OACK and ended the transfer`, props);
-      break;
-    case "refused":
-      // Refusals are routine (PXE ROMs and Raspberry Pis probe for files that do not exist).
-      log.info(`${what} refused: ${r.error}`, props);
-      break;
-    default:
-      log.warn(`${what} failed (${r.outcome}): ${r.error}; ${dir} ${r.bytes} bytes`, props);
-  }
-}
-
-function rate(bps: number): string {
-  if (bps >= 1e6) return `${(bps / 1e6).toFixed(1)} MB/s`;
-  if (bps >= 1e3) return `${(bps / 1e3).toFixed(1)} kB/s`;
-  return `${bps} B/s`;
+function outcomeOf(e: TftpError, oackUnanswered: boolean): Outcome {
+  // A client that reads the OACK and answers ERROR is asking for tsize (PXE does this).
+  if (e instanceof PeerError) return oackUnanswered ? "size-probe" : "peer-error";
+  if (e instanceof TimeoutError) return "timeout";
+  if (e instanceof AbortedError) return "aborted";
+  return "error";
 }

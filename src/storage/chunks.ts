@@ -1,28 +1,16 @@
 /**
- * Block-sized I/O over a {@linkcode ReadHandle} or {@linkcode WriteHandle}: large reads and writes
- * with read-ahead, so the engine's per-packet path copies bytes instead of awaiting the disk, and
- * netascii translation in between when the mode asks for it.
+ * The engine's block source and sink over a {@linkcode ReadHandle} or {@linkcode WriteHandle}:
+ * large reads and writes with read-ahead, so the engine's per-packet path copies bytes instead of
+ * awaiting the disk, and netascii translation in between when the mode asks for it. Failures of
+ * the handles become `RefusedError`s here.
  *
  * @module
  */
 
+import type { BlockSink, BlockSource } from "../engine/blocks.ts";
 import { NetasciiDecoder, NetasciiEncoder } from "../wire/netascii.ts";
+import { fsErrorToTftp } from "./fs_errors.ts";
 import type { ReadHandle, WriteHandle } from "./source.ts";
-
-/** Where the sender takes block payloads from. */
-export interface BlockSource {
-  /**
-   * Copies up to `length` bytes into `into` at `offset`; fewer than `length` means the end.
-   * Synchronous while buffered data lasts.
-   */
-  fill(into: Uint8Array, offset: number, length: number): number | Promise<number>;
-}
-
-/** Where the receiver puts block payloads. */
-export interface BlockSink {
-  /** Takes a copy of `data` (the view is reused after the call returns or settles). */
-  write(data: Uint8Array): void | Promise<void>;
-}
 
 const MIN_CHUNK = 64 * 1024;
 const MAX_CHUNK = 1024 * 1024;
@@ -47,9 +35,15 @@ export function chunkSizeFor(blksize: number, windowsize: number, size?: number)
 /**
  * Starts a read whose failure is reported only when it is awaited: a read-ahead that fails while
  * nobody awaits it yet must not become an unhandled rejection (which would end the process).
+ * This is the one place that guards read-ahead; handles need not.
  */
 function readAhead(handle: ReadHandle, into: Uint8Array): Promise<number | null> {
-  const p = handle.read(into);
+  let p: Promise<number | null>;
+  try {
+    p = handle.read(into);
+  } catch (e) {
+    p = Promise.reject(e);
+  }
   p.catch(() => {});
   return p;
 }
@@ -87,10 +81,6 @@ export class ChunkReader implements BlockSource {
   #eof = false;
 
   /**
-
-   * Creates the instance.
-
-   *
    * @param handle What to read from.
    * @param chunkSize Bytes per read.
    */
@@ -124,8 +114,14 @@ export class ChunkReader implements BlockSource {
         continue;
       }
       if (this.#eof || this.#next === null) break;
-      const got = await this.#next;
-      this.#next = null;
+      let got: number | null;
+      try {
+        got = await this.#next;
+      } catch (e) {
+        throw fsErrorToTftp(e, "read error");
+      } finally {
+        this.#next = null;
+      }
       if (got === null) {
         this.#eof = true;
         break;
@@ -175,15 +171,21 @@ export function netasciiReadHandle(handle: ReadHandle): ReadHandle {
 }
 
 /**
- * Collects block payloads into large writes to a {@linkcode WriteHandle}, translating netascii
- * when asked. Call {@linkcode ChunkWriter.finish} after the last block.
+ * Collects block payloads into large writes to a {@linkcode WriteHandle}, and commits the handle
+ * in {@linkcode ChunkWriter.finish}.
  *
  * @example
  * ```ts
  * import { ChunkWriter } from "./chunks.ts";
  * import type { WriteHandle } from "./source.ts";
- * declare const handle: WriteHandle;
- * const writer = new ChunkWriter(handle, 65536, false);
+ * const written: number[] = [];
+ * const handle: WriteHandle = {
+ *   name: "x",
+ *   write: (p) => Promise.resolve(void written.push(p.length)),
+ *   commit: () => Promise.resolve(),
+ *   abort: () => Promise.resolve(),
+ * };
+ * const writer = new ChunkWriter(handle, 65536);
  * await writer.write(new Uint8Array(512));
  * await writer.finish();
  * ```
@@ -192,41 +194,32 @@ export class ChunkWriter implements BlockSink {
   #handle: WriteHandle;
   #buf: Uint8Array;
   #len = 0;
-  #decoder: NetasciiDecoder | null;
-  /** Bytes handed to the handle so far (after translation). */
+  /** Bytes handed to the handle so far. */
   written = 0;
 
   /**
-
-   * Creates the instance.
-
-   *
    * @param handle Where the bytes go.
    * @param chunkSize Bytes per write.
-   * @param netascii Translate from netascii.
    */
-  constructor(handle: WriteHandle, chunkSize: number, netascii: boolean) {
+  constructor(handle: WriteHandle, chunkSize: number) {
     this.#handle = handle;
     this.#buf = new Uint8Array(chunkSize);
-    this.#decoder = netascii ? new NetasciiDecoder() : null;
   }
 
   /** Buffers `data`; flushes when the buffer is full. */
   write(data: Uint8Array): void | Promise<void> {
-    const bytes = this.#decoder ? this.#decoder.decode(data) : data;
-    if (this.#len + bytes.length <= this.#buf.length) {
-      this.#buf.set(bytes, this.#len);
-      this.#len += bytes.length;
+    if (this.#len + data.length <= this.#buf.length) {
+      this.#buf.set(data, this.#len);
+      this.#len += data.length;
       return;
     }
-    return this.#writeSlow(bytes.slice());
+    return this.#writeSlow(data.slice());
   }
 
   async #writeSlow(bytes: Uint8Array): Promise<void> {
     await this.#flush();
     if (bytes.length > this.#buf.length) {
-      await this.#handle.write(bytes);
-      this.written += bytes.length;
+      await this.#put(bytes);
       return;
     }
     this.#buf.set(bytes, 0);
@@ -237,22 +230,53 @@ export class ChunkWriter implements BlockSink {
     if (this.#len === 0) return;
     const out = this.#buf.subarray(0, this.#len);
     this.#len = 0;
-    await this.#handle.write(out);
-    this.written += out.length;
+    await this.#put(out);
+  }
+
+  async #put(bytes: Uint8Array): Promise<void> {
+    try {
+      await this.#handle.write(bytes);
+    } catch (e) {
+      throw fsErrorToTftp(e, "write error");
+    }
+    this.written += bytes.length;
   }
 
   /** Writes what is buffered and commits the handle. */
   async finish(): Promise<void> {
-    if (this.#decoder) {
-      // A CR held back at the very end is kept as it is (already decoded: do not decode again).
-      const rest = this.#decoder.flush();
-      if (rest.length) {
-        if (this.#len + rest.length > this.#buf.length) await this.#flush();
-        this.#buf.set(rest, this.#len);
-        this.#len += rest.length;
-      }
-    }
     await this.#flush();
-    await this.#handle.commit();
+    try {
+      await this.#handle.commit();
+    } catch (e) {
+      throw fsErrorToTftp(e, "write error");
+    }
   }
+}
+
+/**
+ * A sink that decodes netascii (CR LF to LF, CR NUL to CR) on the way to `sink`.
+ *
+ * @example
+ * ```ts
+ * import { netasciiSink } from "./chunks.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * const got: number[] = [];
+ * const sink = netasciiSink({ write: (d) => void got.push(...d), finish: () => Promise.resolve() });
+ * await sink.write(new Uint8Array([65, 13]));
+ * await sink.write(new Uint8Array([10]));
+ * await sink.finish();
+ * deepEqual(got, [65, 10]);
+ * ```
+ */
+export function netasciiSink(sink: BlockSink): BlockSink {
+  const decoder = new NetasciiDecoder();
+  return {
+    write: (data) => sink.write(decoder.decode(data)),
+    async finish() {
+      // A CR held back at the very end is kept as it is.
+      const rest = decoder.flush();
+      if (rest.length) await sink.write(rest);
+      await sink.finish();
+    },
+  };
 }

@@ -1,6 +1,12 @@
 import { deepEqual, equal, ok } from "node:assert/strict";
 import fc from "fast-check";
-import { ChunkReader, chunkSizeFor, ChunkWriter, netasciiReadHandle } from "./chunks.ts";
+import {
+  ChunkReader,
+  chunkSizeFor,
+  ChunkWriter,
+  netasciiReadHandle,
+  netasciiSink,
+} from "./chunks.ts";
 import { NetasciiEncoder } from "../wire/netascii.ts";
 import type { ReadHandle, WriteHandle } from "./source.ts";
 
@@ -210,7 +216,7 @@ Deno.test("netasciiReadHandle yields the netascii form of the file", async (t) =
 Deno.test("ChunkWriter collects blocks into large writes and commits on finish", async (t) => {
   await t.step("octet: small blocks buffered, finish flushes and commits", async () => {
     const h = memoryWriter();
-    const w = new ChunkWriter(h, 64, false);
+    const w = new ChunkWriter(h, 64);
     const data = makeBytes(8 * 20 + 5, 3);
     for (let at = 0; at < data.length; at += 8) {
       const r = w.write(data.subarray(at, at + 8));
@@ -227,7 +233,7 @@ Deno.test("ChunkWriter collects blocks into large writes and commits on finish",
 
   await t.step("writes larger than the buffer go straight through, in order", async () => {
     const h = memoryWriter();
-    const w = new ChunkWriter(h, 16, false);
+    const w = new ChunkWriter(h, 16);
     const a = makeBytes(10, 1), b = makeBytes(40, 2), c = makeBytes(5, 3), d = makeBytes(17, 4);
     for (const x of [a, b, c, d]) {
       const r = w.write(x);
@@ -241,7 +247,7 @@ Deno.test("ChunkWriter collects blocks into large writes and commits on finish",
 
   await t.step("the caller's buffer may be reused as soon as write returns", async () => {
     const h = memoryWriter();
-    const w = new ChunkWriter(h, 16, false);
+    const w = new ChunkWriter(h, 16);
     const view = new Uint8Array(12);
     const expected: number[] = [];
     for (let i = 0; i < 10; i++) {
@@ -257,7 +263,8 @@ Deno.test("ChunkWriter collects blocks into large writes and commits on finish",
 
   await t.step("netascii is translated, with CR LF split across blocks", async () => {
     const h = memoryWriter();
-    const w = new ChunkWriter(h, 32, true);
+    const cw = new ChunkWriter(h, 32);
+    const w = netasciiSink(cw);
     const wire = new NetasciiEncoder().encode(
       new TextEncoder().encode("one\ntwo\rthree\n\n" + "x".repeat(50) + "\r\nend\r"),
     );
@@ -270,13 +277,13 @@ Deno.test("ChunkWriter collects blocks into large writes and commits on finish",
       new TextDecoder().decode(h.bytes()),
       "one\ntwo\rthree\n\n" + "x".repeat(50) + "\r\nend\r",
     );
-    equal(w.written, h.bytes().length);
+    equal(cw.written, h.bytes().length);
   });
 
   await t.step("a bare CR at the very end of a netascii upload is kept (lenient)", async () => {
     // The wire ends in a CR without its LF or NUL: the decoder holds it back until flush().
     const h = memoryWriter();
-    const w = new ChunkWriter(h, 32, true);
+    const w = netasciiSink(new ChunkWriter(h, 32));
     await w.write(new Uint8Array([65, 13]));
     await w.finish();
     deepEqual([...h.bytes()], [65, 13]);
@@ -284,7 +291,7 @@ Deno.test("ChunkWriter collects blocks into large writes and commits on finish",
 
   await t.step("finish on an empty upload commits an empty file", async () => {
     const h = memoryWriter();
-    const w = new ChunkWriter(h, 32, false);
+    const w = new ChunkWriter(h, 32);
     await w.write(new Uint8Array(0));
     await w.finish();
     equal(h.commits, 1);
@@ -299,7 +306,8 @@ Deno.test("ChunkWriter collects blocks into large writes and commits on finish",
         fc.boolean(),
         async (parts, chunk, netascii) => {
           const h = memoryWriter();
-          const w = new ChunkWriter(h, chunk, netascii);
+          const cw = new ChunkWriter(h, chunk);
+          const w = netascii ? netasciiSink(cw) : cw;
           const local = concat(parts);
           const enc = new NetasciiEncoder();
           for (const p of parts) {

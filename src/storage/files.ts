@@ -9,11 +9,13 @@
  * @module
  */
 
+import { statfs } from "node:fs/promises";
 import { basename, join, sep } from "node:path";
-import { fsErrorToTftp, TftpError } from "../errors.ts";
+import { ErrorCode, RefusedError } from "../errors.ts";
 import { getLogger } from "../log.ts";
+import { AtomicFile } from "./atomic.ts";
+import { fsErrorToTftp } from "./fs_errors.ts";
 import { applyMapRules, type MapRule, splitName } from "./names.ts";
-import { ErrorCode } from "../wire/packet.ts";
 import type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./source.ts";
 
 /** Temporary upload files end with this; requests for them are refused. */
@@ -55,7 +57,7 @@ async function openRegular(path: string, shownAs: string): Promise<ReadHandle> {
   } catch (e) {
     throw fsErrorToTftp(e);
   }
-  if (!info.isFile) throw new TftpError(ErrorCode.ACCESS_VIOLATION, "not a regular file");
+  if (!info.isFile) throw new RefusedError(ErrorCode.ACCESS_VIOLATION, "not a regular file");
   try {
     const file = await Deno.open(path, { read: true });
     return fileHandle(file, shownAs, info.size);
@@ -90,11 +92,14 @@ export class DirectorySource implements FileSource {
   /**
    * Opens a root directory.
    *
-   * @throws {Error} When `root` is not a directory.
+   * @throws {Deno.errors.NotADirectory} When `root` is not a directory (or a `Deno.errors` error
+   *   when it cannot be resolved).
    */
   static async open(root: string, options: DirectoryOptions = {}): Promise<DirectorySource> {
     const real = await Deno.realPath(root);
-    if (!(await Deno.stat(real)).isDirectory) throw new Error(`${root} is not a directory`);
+    if (!(await Deno.stat(real)).isDirectory) {
+      throw new Deno.errors.NotADirectory(`${root} is not a directory`);
+    }
     return new DirectorySource(real, options);
   }
 
@@ -158,7 +163,7 @@ export class DirectorySource implements FileSource {
   async openRead(name: string, _info: RequestInfo): Promise<ReadHandle> {
     const segments = this.#segments(name);
     if (segments[segments.length - 1].endsWith(PARTIAL_SUFFIX)) {
-      throw new TftpError(ErrorCode.FILE_NOT_FOUND, "file not found");
+      throw new RefusedError(ErrorCode.FILE_NOT_FOUND, "file not found");
     }
     let real: string;
     try {
@@ -167,28 +172,28 @@ export class DirectorySource implements FileSource {
       throw fsErrorToTftp(e);
     }
     if (!this.#inside(real)) {
-      throw new TftpError(ErrorCode.ACCESS_VIOLATION, "path leads outside the served directory");
+      throw new RefusedError(ErrorCode.ACCESS_VIOLATION, "path leads outside the served directory");
     }
     return openRegular(real, real);
   }
 
   async openWrite(name: string, _info: RequestInfo): Promise<WriteHandle> {
     if (!this.#options.write) {
-      throw new TftpError(ErrorCode.ACCESS_VIOLATION, "uploads are disabled on this server");
+      throw new RefusedError(ErrorCode.ACCESS_VIOLATION, "uploads are disabled on this server");
     }
     const segments = this.#segments(name);
     const base = segments[segments.length - 1];
     if (base.endsWith(PARTIAL_SUFFIX)) {
-      throw new TftpError(ErrorCode.ACCESS_VIOLATION, "reserved file name");
+      throw new RefusedError(ErrorCode.ACCESS_VIOLATION, "reserved file name");
     }
     let dir: string;
     try {
       dir = await Deno.realPath(await this.#resolve(segments.slice(0, -1)));
     } catch (e) {
-      throw new TftpError(ErrorCode.FILE_NOT_FOUND, "directory not found", { cause: e });
+      throw new RefusedError(ErrorCode.FILE_NOT_FOUND, "directory not found", { cause: e });
     }
     if (!this.#inside(dir)) {
-      throw new TftpError(ErrorCode.ACCESS_VIOLATION, "path leads outside the served directory");
+      throw new RefusedError(ErrorCode.ACCESS_VIOLATION, "path leads outside the served directory");
     }
     const target = join(dir, base);
     let existing: Deno.FileInfo | null = null;
@@ -199,93 +204,43 @@ export class DirectorySource implements FileSource {
     }
     if (existing) {
       if (!this.#options.overwrite) {
-        throw new TftpError(ErrorCode.FILE_EXISTS, "file already exists");
+        throw new RefusedError(ErrorCode.FILE_EXISTS, "file already exists");
       }
       if (!existing.isFile) {
-        throw new TftpError(ErrorCode.ACCESS_VIOLATION, "not a regular file");
+        throw new RefusedError(ErrorCode.ACCESS_VIOLATION, "not a regular file");
       }
     }
     if (this.#uploading.has(target)) {
-      throw new TftpError(ErrorCode.ACCESS_VIOLATION, "an upload of this file is in progress");
-    }
-    const temp = join(dir, `.${base}.${crypto.randomUUID().slice(0, 8)}${PARTIAL_SUFFIX}`);
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(temp, { write: true, createNew: true, mode: 0o644 });
-    } catch (e) {
-      throw fsErrorToTftp(e);
+      throw new RefusedError(ErrorCode.ACCESS_VIOLATION, "an upload of this file is in progress");
     }
     this.#uploading.add(target);
-    return new AtomicUpload(file, temp, target, !!this.#options.overwrite, () => {
+    try {
+      return await AtomicFile.create(target, {
+        overwrite: !!this.#options.overwrite,
+        suffix: PARTIAL_SUFFIX,
+        onSettled: () => this.#uploading.delete(target),
+      });
+    } catch (e) {
       this.#uploading.delete(target);
-    });
-  }
-}
-
-/** An upload into a temporary file, renamed (or hard-linked) into place on commit. */
-class AtomicUpload implements WriteHandle {
-  readonly name: string;
-  #file: Deno.FsFile;
-  #temp: string;
-  #overwrite: boolean;
-  #done = false;
-  #release: () => void;
-
-  constructor(
-    file: Deno.FsFile,
-    temp: string,
-    target: string,
-    overwrite: boolean,
-    release: () => void,
-  ) {
-    this.#file = file;
-    this.#temp = temp;
-    this.name = target;
-    this.#overwrite = overwrite;
-    this.#release = release;
+      throw e;
+    }
   }
 
-  async write(p: Uint8Array): Promise<void> {
+  /**
+   * Free bytes on the root's file system (`statfs`, which needs `--allow-sys=statfs`); undefined
+   * when that is not granted or fails, and the check is skipped.
+   */
+  async freeSpace(_name: string): Promise<number | undefined> {
     try {
-      let done = 0;
-      while (done < p.length) done += await this.#file.write(p.subarray(done));
+      const s = await statfs(this.root);
+      return Number(s.bavail) * Number(s.bsize);
     } catch (e) {
-      throw fsErrorToTftp(e);
+      log.debug("cannot read the free space of {root} ({error}): upload sizes are not checked", {
+        root: this.root,
+        error: (e as Error).message,
+      });
+      return undefined;
     }
-  }
-
-  async commit(): Promise<void> {
-    try {
-      await this.#file.syncData();
-      this.#file.close();
-      this.#done = true;
-      if (this.#overwrite) {
-        await Deno.rename(this.#temp, this.name);
-      } else {
-        // link() fails if the name exists: no upload can replace a file that appeared meanwhile.
-        await Deno.link(this.#temp, this.name);
-        await Deno.remove(this.#temp);
-      }
-    } catch (e) {
-      await Deno.remove(this.#temp).catch(() => {});
-      throw fsErrorToTftp(e);
-    } finally {
-      this.#done = true;
-      this.#release();
-    }
-  }
-
-  async abort(): Promise<void> {
-    if (!this.#done) {
-      this.#done = true;
-      try {
-        this.#file.close();
-      } catch {
-        // already closed
-      }
-    }
-    this.#release();
-    await Deno.remove(this.#temp).catch(() => {});
   }
 }
 
@@ -309,11 +264,14 @@ export class SingleFileSource implements FileSource {
   /**
    * Opens the file to serve.
    *
-   * @throws {Error} When `path` is not a regular file.
+   * @throws {Deno.errors.IsADirectory} When `path` is a directory.
+   * @throws {Deno.errors.InvalidData} When `path` is not a regular file.
    */
   static async open(path: string): Promise<SingleFileSource> {
     const real = await Deno.realPath(path);
-    if (!(await Deno.stat(real)).isFile) throw new Error(`${path} is not a regular file`);
+    const info = await Deno.stat(real);
+    if (info.isDirectory) throw new Deno.errors.IsADirectory(`${path} is a directory`);
+    if (!info.isFile) throw new Deno.errors.InvalidData(`${path} is not a regular file`);
     return new SingleFileSource(real);
   }
 

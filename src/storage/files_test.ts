@@ -1,6 +1,6 @@
 import { deepEqual, equal, match, ok, rejects } from "node:assert/strict";
 import { join } from "node:path";
-import { TftpError } from "../errors.ts";
+import { RefusedError } from "../errors.ts";
 import { DirectorySource, PARTIAL_SUFFIX, SingleFileSource } from "./files.ts";
 import { parseMapRules } from "./names.ts";
 import type { FileSource, ReadHandle, RequestInfo } from "./source.ts";
@@ -34,7 +34,7 @@ async function readText(source: DirectorySource | SingleFileSource, name: string
 
 async function refusedWith(p: Promise<unknown>, code: number, message?: RegExp): Promise<void> {
   await rejects(p, (e: unknown) => {
-    ok(e instanceof TftpError, `expected TftpError ${code}, got ${e}`);
+    ok(e instanceof RefusedError, `expected RefusedError ${code}, got ${e}`);
     equal(e.code, code, `code of ${JSON.stringify(e.message)}`);
     if (message) match(e.message, message);
     return true;
@@ -171,7 +171,7 @@ Deno.test("DirectorySource refuses directories and FIFOs without blocking", asyn
           hang,
         ]);
         ok(outcome !== "hang", "opening a FIFO blocked");
-        ok(outcome instanceof TftpError, `expected a refusal, got ${String(outcome)}`);
+        ok(outcome instanceof RefusedError, `expected a refusal, got ${String(outcome)}`);
         equal(outcome.code, 2);
         match(outcome.message, /not a regular file/);
       } finally {
@@ -331,7 +331,7 @@ Deno.test("DirectorySource.open and SingleFileSource.open check what they are gi
   await withTree(async (root) => {
     await rejects(DirectorySource.open(join(root, "hello.txt")), /not a directory/);
     await rejects(DirectorySource.open(join(root, "missing")), Deno.errors.NotFound);
-    await rejects(SingleFileSource.open(root), /not a regular file/);
+    await rejects(SingleFileSource.open(root), /is a directory/);
     await rejects(SingleFileSource.open(join(root, "missing")), Deno.errors.NotFound);
   });
 });

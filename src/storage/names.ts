@@ -6,8 +6,7 @@
  * @module
  */
 
-import { TftpError } from "../errors.ts";
-import { ErrorCode } from "../wire/packet.ts";
+import { ErrorCode, RefusedError } from "../errors.ts";
 
 /** Longest accepted name, in characters. */
 export const MAX_NAME_LENGTH = 1024;
@@ -92,7 +91,7 @@ export function applyMapRules(name: string, rules: readonly MapRule[]): string {
 }
 
 function refuse(message: string): never {
-  throw new TftpError(ErrorCode.ACCESS_VIOLATION, message);
+  throw new RefusedError(ErrorCode.ACCESS_VIOLATION, message);
 }
 
 /**

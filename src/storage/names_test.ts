@@ -1,5 +1,5 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
-import { TftpError } from "../errors.ts";
+import { RefusedError } from "../errors.ts";
 import {
   applyMapRules,
   MapRulesError,
@@ -10,7 +10,7 @@ import {
 
 function refused(name: string, reason: RegExp, windows = false): void {
   throws(() => splitName(name, windows), (e: unknown) => {
-    ok(e instanceof TftpError, `expected TftpError for ${JSON.stringify(name)}, got ${e}`);
+    ok(e instanceof RefusedError, `expected RefusedError for ${JSON.stringify(name)}, got ${e}`);
     equal(e.code, 2, "access violation");
     match(e.message, reason);
     return true;

@@ -1,7 +1,7 @@
 /**
- * The one small interface between the transfer engine and where bytes live: a directory tree, a
- * single file, or (later) an HTTP origin. The server asks a {@linkcode FileSource} to open a name
- * before it answers the request, so every refusal is known before the first packet goes out.
+ * Where a server's files live: a directory tree, a single file, an HTTP origin, or a source of
+ * your own. The server asks a {@linkcode FileSource} to open a name before it answers the
+ * request, so every refusal is known before the first packet goes out.
  *
  * @module
  */
@@ -12,11 +12,12 @@ export interface RequestInfo {
   peer: Deno.NetAddr;
   /** The transfer mode, lower-cased (`octet` or `netascii`). */
   mode: string;
-  /** For writes: the size the client announced with `tsize`, if any. */
-  tsize?: number;
 }
 
-/** An open file to read. `read` follows `Deno.Reader`: bytes read, or `null` at the end. */
+/**
+ * An open file to read. `read` follows `Deno.Reader`: bytes read, or `null` at the end; it may
+ * be called again before an earlier read is awaited (read-ahead) and may reject with any error.
+ */
 export interface ReadHandle {
   /** The size in bytes, when known before reading (used for `tsize`). */
   readonly size?: number;
@@ -43,8 +44,9 @@ export interface WriteHandle {
 /**
  * Where a server's files come from and go to.
  *
- * Implementations throw {@linkcode TftpError} (file not found, access violation, file exists,
- * disk full) from `openRead` and `openWrite`; the server sends that error to the peer.
+ * Implementations throw `RefusedError` (file not found, access violation, file exists, disk
+ * full) from `openRead` and `openWrite`; the server sends that error to the peer. Anything else
+ * thrown is sent as ERROR 0.
  *
  * @example A source that serves one in-memory file under every name
  * ```ts
@@ -76,6 +78,11 @@ export interface FileSource {
   openRead(name: string, info: RequestInfo): Promise<ReadHandle>;
   /** Opens `name` for writing; absent when the source is read-only. */
   openWrite?(name: string, info: RequestInfo): Promise<WriteHandle>;
+  /**
+   * Free bytes where an upload of `name` would be written, if known: a WRQ announcing a larger
+   * `tsize` is refused with ERROR 3 before anything is written.
+   */
+  freeSpace?(name: string): Promise<number | undefined>;
   /** Releases whatever the source holds (timers, caches). */
-  close?(): void;
+  close?(): void | Promise<void>;
 }

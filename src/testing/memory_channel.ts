@@ -13,6 +13,7 @@
  */
 
 import type { Channel } from "../engine/channel.ts";
+import { type Clock, transferClock } from "../engine/clock.ts";
 import { AbortedError } from "../errors.ts";
 import { blockOf, Opcode, opcodeOf } from "../wire/packet.ts";
 
@@ -75,13 +76,15 @@ export function mulberry32(seed: number): () => number {
 interface Waiter {
   resolve(v: Uint8Array | null): void;
   reject(e: unknown): void;
-  timer: ReturnType<typeof setTimeout>;
+  deadline: number;
 }
 
 /** One end of an in-memory channel pair; see {@linkcode memoryChannelPair}. */
 export class MemoryChannel implements Channel {
   /** A made-up peer address (the other end). */
   readonly peer: Deno.NetAddr;
+  /** The clock deadlines are measured on: the production transfer clock unless given another. */
+  readonly clock: Clock;
   /** `"A"` or `"B"`, for messages. */
   readonly name: string;
   /** Copies of every datagram this end sent, in order, before faults. */
@@ -116,9 +119,18 @@ export class MemoryChannel implements Channel {
    * @param peerPort The made-up port of the other end.
    * @param plan Faults applied to what this end sends.
    * @param seed PRNG seed of this direction.
+   * @param clock The clock (default the transfer clock channels use in production).
    */
-  constructor(name: string, peerPort: number, plan: DirectionPlan, seed: number) {
+  constructor(
+    name: string,
+    peerPort: number,
+    plan: DirectionPlan,
+    seed: number,
+    clock: Clock = transferClock,
+  ) {
     this.name = name;
+    this.clock = clock;
+    clock.watch(this);
     this.peer = { transport: "udp", hostname: "127.0.0.1", port: peerPort };
     this.#plan = plan;
     this.#rng = mulberry32(seed);
@@ -139,8 +151,18 @@ export class MemoryChannel implements Channel {
     return this.#inbox.length;
   }
 
-  send(packet: Uint8Array): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new Deno.errors.BadResource("channel closed"));
+  /** Called on every clock tick: a waiter whose deadline passed gets `null`. */
+  expire(now: number): void {
+    const w = this.#waiter;
+    if (w && now >= w.deadline) {
+      this.#waiter = null;
+      this.timeouts++;
+      w.resolve(null);
+    }
+  }
+
+  send(packet: Uint8Array): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     const copy = packet.slice();
     const index = this.sent.length;
     this.sent.push(copy);
@@ -206,7 +228,6 @@ export class MemoryChannel implements Channel {
     const w = this.#waiter;
     if (w) {
       this.#waiter = null;
-      clearTimeout(w.timer);
       this.received++;
       w.resolve(bytes);
       return;
@@ -214,7 +235,7 @@ export class MemoryChannel implements Channel {
     this.#inbox.push(bytes);
   }
 
-  receive(timeoutMs: number): Promise<Uint8Array | null> {
+  receive(deadline: number): Promise<Uint8Array | null> {
     if (this.#closed) return Promise.reject(new AbortedError("channel closed"));
     if (this.#waiter) throw new Error(`${this.name}: receive called while another is pending`);
     const next = this.#inbox.shift();
@@ -223,28 +244,21 @@ export class MemoryChannel implements Channel {
       return Promise.resolve(next);
     }
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiter = null;
-        this.timeouts++;
-        resolve(null);
-      }, timeoutMs);
-      this.#waiter = { resolve, reject, timer };
+      this.#waiter = { resolve, reject, deadline };
     });
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.clock.unwatch(this);
     clearTimeout(this.#holdTimer);
     this.#holdTimer = undefined;
     this.#held = null;
     this.#inbox.length = 0;
     const w = this.#waiter;
     this.#waiter = null;
-    if (w) {
-      clearTimeout(w.timer);
-      w.reject(new AbortedError("channel closed"));
-    }
+    w?.reject(new AbortedError("channel closed"));
   }
 
   /** The sent datagrams with the given opcode. */
@@ -272,7 +286,7 @@ export class MemoryChannel implements Channel {
  * import { memoryChannelPair } from "./memory_channel.ts";
  * const [a, b] = memoryChannelPair({ seed: 7, aToB: { drop: 0.1 } });
  * await a.send(new Uint8Array([0, 4, 0, 0]));
- * const got = await b.receive(100);
+ * const got = await b.receive(b.clock.now() + 100);
  * a.close();
  * b.close();
  * ```

@@ -18,7 +18,11 @@ Deno.test("the memory channel applies its fault plan deterministically", async (
       for (const p of packets) await a.send(p);
       await new Promise((r) => setTimeout(r, 5)); // release a held datagram
       const got: number[] = [];
-      for (let p = await b.receive(0); p !== null; p = await b.receive(0)) got.push(blockOf(p));
+      for (
+        let p = await b.receive(b.clock.now() + 0);
+        p !== null;
+        p = await b.receive(b.clock.now() + 0)
+      ) got.push(blockOf(p));
       const c = a.counters;
       equal(c.packets, 200);
       equal(c.bytes, 800);
@@ -46,11 +50,11 @@ Deno.test("the memory channel applies its fault plan deterministically", async (
       await a.send(ack(1));
       await a.send(ack(2));
       await a.send(ack(3));
-      deepEqual(await b.receive(0), ack(2));
-      equal(await b.receive(10), null);
+      deepEqual(await b.receive(b.clock.now() + 0), ack(2));
+      equal(await b.receive(b.clock.now() + 10), null);
       equal(b.timeouts, 1);
       await b.send(ack(9));
-      deepEqual(await a.receive(0), ack(9));
+      deepEqual(await a.receive(a.clock.now() + 0), ack(9));
     } finally {
       a.close();
       b.close();
@@ -58,10 +62,10 @@ Deno.test("the memory channel applies its fault plan deterministically", async (
   });
   await t.step("close rejects a pending receive", async () => {
     const [a, b] = memoryChannelPair();
-    const pending = a.receive(5000);
+    const pending = a.receive(a.clock.now() + 5000);
     a.close();
     b.close();
     await rejects(pending, /closed/);
-    await rejects(a.receive(10), /closed/);
+    await rejects(a.receive(a.clock.now() + 10), /closed/);
   });
 });

@@ -63,7 +63,7 @@ export interface LoggedTransfer {
   blksize: number;
   windowsize: number;
   retransmits: number;
-  duration_ms: number;
+  durationMs: number;
   outcome: string;
   error?: string;
 }

@@ -1,14 +1,14 @@
 /**
- * Option negotiation (RFC 2347 blksize/timeout/tsize RFC 2348/2349, windowsize RFC 7440) as one
- * pure function: what the client asked for, what the server allows, and what is known about the
- * file go in; the settings of the transfer and the OACK to send come out.
+ * Option negotiation (RFC 2347; blksize, timeout and tsize RFC 2348/2349; windowsize RFC 7440),
+ * both halves as pure functions over data: the server's {@linkcode negotiate} (what the client
+ * asked, what the server allows and what is known about the file in; the transfer's settings and
+ * the OACK out), and the client's {@linkcode requestOptions} and {@linkcode acceptOack}.
  *
  * @module
  */
 
-import { TftpError } from "../errors.ts";
-import { ErrorCode } from "./packet.ts";
-import type { TransferSettings } from "../engine/window.ts";
+import type { Negotiated } from "../engine/settings.ts";
+import { ErrorCode, RefusedError } from "../errors.ts";
 
 /** Bounds from the RFCs. */
 export const LIMITS = {
@@ -60,10 +60,6 @@ export interface NegotiationPolicy {
    * {@linkcode MAX_WINDOW_BYTES}): windowsize is lowered to fit.
    */
   maxWindowBytes?: number;
-  /** Retransmission timeout (ms) when the client does not ask for one. */
-  timeoutMs: number;
-  /** Retransmissions before giving up. */
-  retries: number;
   /** Largest upload accepted, in bytes (`tsize` over it is refused with ERROR 3). */
   maxUploadSize?: number;
 }
@@ -81,17 +77,18 @@ export interface NegotiationContext {
 }
 
 /** The outcome: the transfer's settings and the OACK options (empty: send no OACK). */
-export interface Negotiated {
-  settings: TransferSettings;
+export interface Negotiation {
+  /** What the transfer runs with (`tsize`: for a WRQ, the size the client announced). */
+  negotiated: Negotiated;
   /** Options to acknowledge, in the client's order. Empty when nothing was accepted. */
   oack: Map<string, string>;
-  /** WRQ: the size the client announced. */
-  tsize?: number;
 }
 
+/** A decimal option value (surrounding blanks allowed), or undefined when it is not one. */
 function integer(value: string): number | undefined {
-  if (!/^\s*\d{1,10}\s*$/.test(value)) return undefined;
-  return Number(value);
+  if (!/^\s*\d{1,16}\s*$/.test(value)) return undefined;
+  const n = Number(value);
+  return Number.isSafeInteger(n) ? n : undefined;
 }
 
 /**
@@ -107,18 +104,18 @@ function integer(value: string): number | undefined {
  *   (see {@linkcode DEFAULT_MAX_WINDOW_BYTES}), else left out (RFC 7440).
  * - Unknown options are ignored; names arrive lower-cased from the decoder.
  *
- * @throws {TftpError} ERROR 3 when an announced upload size is too large.
+ * @throws {RefusedError} ERROR 3 when an announced upload size is too large.
  *
  * @example
  * ```ts
  * import { negotiate } from "./options.ts";
  * import { equal } from "node:assert/strict";
- * const { settings, oack } = negotiate(
+ * const { negotiated, oack } = negotiate(
  *   new Map([["blksize", "1468"], ["tsize", "0"]]),
  *   { op: "RRQ", mode: "octet", fileSize: 1000 },
- *   { maxBlksize: 1468, maxWindowsize: 64, timeoutMs: 1000, retries: 5 },
+ *   { maxBlksize: 1468, maxWindowsize: 64 },
  * );
- * equal(settings.blksize, 1468);
+ * equal(negotiated.blksize, 1468);
  * equal(oack.get("tsize"), "1000");
  * ```
  */
@@ -126,15 +123,9 @@ export function negotiate(
   requested: Map<string, string>,
   context: NegotiationContext,
   policy: NegotiationPolicy,
-): Negotiated {
-  const settings: TransferSettings = {
-    blksize: 512,
-    windowsize: 1,
-    timeoutMs: policy.timeoutMs,
-    retries: policy.retries,
-  };
+): Negotiation {
+  const settings: Negotiated = { blksize: 512, windowsize: 1 };
   const oack = new Map<string, string>();
-  let tsize: number | undefined;
   for (const [name, raw] of requested) {
     const value = integer(raw);
     if (value === undefined) continue;
@@ -160,20 +151,21 @@ export function negotiate(
       case "tsize": {
         if (context.op === "RRQ") {
           if (context.fileSize && context.mode === "octet") {
+            settings.tsize = context.fileSize;
             oack.set(name, String(context.fileSize));
           }
           break;
         }
         if (policy.maxUploadSize !== undefined && value > policy.maxUploadSize) {
-          throw new TftpError(
+          throw new RefusedError(
             ErrorCode.DISK_FULL,
             `file too large: ${value} bytes, uploads are limited to ${policy.maxUploadSize}`,
           );
         }
         if (context.freeSpace !== undefined && value > context.freeSpace) {
-          throw new TftpError(ErrorCode.DISK_FULL, `not enough free space for ${value} bytes`);
+          throw new RefusedError(ErrorCode.DISK_FULL, `not enough free space for ${value} bytes`);
         }
-        tsize = value;
+        settings.tsize = value;
         oack.set(name, String(value));
         break;
       }
@@ -184,5 +176,124 @@ export function negotiate(
     settings.windowsize = Math.min(settings.windowsize, fit);
     oack.set("windowsize", String(settings.windowsize));
   }
-  return { settings, oack, tsize };
+  return { negotiated: settings, oack };
+}
+
+/** What a client asks for (see `ClientOptions`). */
+export interface OptionRequest {
+  /** Block size to ask for (default 1468; 512 asks for none). */
+  blksize?: number;
+  /** Window size to ask for (default 16; 1 asks for none), lowered to fit `maxWindowBytes`. */
+  windowsize?: number;
+  /** Largest window to ask for, in payload bytes (default {@linkcode DEFAULT_MAX_WINDOW_BYTES}). */
+  maxWindowBytes?: number;
+  /** A retransmission timeout to ask the server for, in milliseconds (sent in whole seconds). */
+  timeoutMs?: number;
+  /** Ask for no options at all: plain RFC 1350. */
+  noOptions?: boolean;
+}
+
+/** The client's default block size: the largest that fits an Ethernet frame. */
+export const CLIENT_BLKSIZE = 1468;
+/** The client's default window size. */
+export const CLIENT_WINDOWSIZE = 16;
+
+/**
+ * The options a client's request carries: blksize and windowsize unless they are RFC 1350's,
+ * timeout when one was set, and tsize (0 on a read, so the server announces the size; the size on
+ * a write when known).
+ *
+ * @example
+ * ```ts
+ * import { requestOptions } from "./options.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(
+ *   [...requestOptions({ blksize: 8192, windowsize: 64 }, "RRQ")],
+ *   [["blksize", "8192"], ["windowsize", "8"], ["tsize", "0"]],
+ * );
+ * ```
+ */
+export function requestOptions(
+  ask: OptionRequest,
+  op: "RRQ" | "WRQ",
+  size?: number,
+): Map<string, string> {
+  const m = new Map<string, string>();
+  if (ask.noOptions) return m;
+  const blksize = ask.blksize ?? CLIENT_BLKSIZE;
+  const windowsize = Math.min(
+    ask.windowsize ?? CLIENT_WINDOWSIZE,
+    windowFit(blksize, ask.maxWindowBytes),
+  );
+  if (blksize !== 512) m.set("blksize", String(blksize));
+  if (windowsize !== 1) m.set("windowsize", String(windowsize));
+  if (ask.timeoutMs !== undefined) m.set("timeout", String(timeoutSeconds(ask.timeoutMs)));
+  if (op === "RRQ") m.set("tsize", "0");
+  else if (size !== undefined) m.set("tsize", String(size));
+  return m;
+}
+
+/**
+ * Milliseconds as the `timeout` option's whole seconds (1–255).
+ *
+ * @example
+ * ```ts
+ * import { timeoutSeconds } from "./options.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(timeoutSeconds(1500), 2);
+ * ```
+ */
+export function timeoutSeconds(ms: number): number {
+  return Math.min(LIMITS.timeout.max, Math.max(LIMITS.timeout.min, Math.round(ms / 1000)));
+}
+
+/**
+ * Applies a server's OACK to what the client asked: the settings to run with. A value we did not
+ * allow (an option we did not ask for, a larger blksize or windowsize, a timeout out of range)
+ * is refused with ERROR 8, which the client sends the server.
+ *
+ * @throws {RefusedError} ERROR 8 naming the option.
+ *
+ * @example
+ * ```ts
+ * import { acceptOack } from "./options.ts";
+ * import { equal, throws } from "node:assert/strict";
+ * const asked = new Map([["blksize", "1468"], ["tsize", "0"]]);
+ * equal(acceptOack(new Map([["blksize", "1024"], ["tsize", "9"]]), asked).blksize, 1024);
+ * throws(() => acceptOack(new Map([["blksize", "9999"]]), asked), /server answered blksize=9999/);
+ * ```
+ */
+export function acceptOack(oack: Map<string, string>, asked: Map<string, string>): Negotiated {
+  const s: Negotiated = { blksize: 512, windowsize: 1 };
+  for (const [name, value] of oack) {
+    const mine = asked.get(name);
+    if (mine === undefined) {
+      throw new RefusedError(
+        ErrorCode.OPTION_REFUSED,
+        `server answered unrequested option ${name}`,
+      );
+    }
+    const n = integer(value);
+    const bad = () =>
+      new RefusedError(ErrorCode.OPTION_REFUSED, `server answered ${name}=${value}`);
+    if (n === undefined) throw bad();
+    switch (name) {
+      case "blksize":
+        if (n < LIMITS.blksize.min || n > Number(mine)) throw bad();
+        s.blksize = n;
+        break;
+      case "windowsize":
+        if (n < LIMITS.windowsize.min || n > Number(mine)) throw bad();
+        s.windowsize = n;
+        break;
+      case "timeout":
+        if (n < LIMITS.timeout.min || n > LIMITS.timeout.max) throw bad();
+        s.timeoutMs = n * 1000;
+        break;
+      case "tsize":
+        s.tsize = n;
+        break;
+    }
+  }
+  return s;
 }

@@ -1,20 +1,20 @@
 import { deepEqual, equal, match, ok, throws } from "node:assert/strict";
-import { TftpError } from "../errors.ts";
+import { RefusedError } from "../errors.ts";
 import {
+  acceptOack,
   DEFAULT_MAX_WINDOW_BYTES,
   LIMITS,
   MAX_WINDOW_BYTES,
   negotiate,
   type NegotiationContext,
   type NegotiationPolicy,
+  requestOptions,
   windowFit,
 } from "./options.ts";
 
 const policy: NegotiationPolicy = {
   maxBlksize: 65464,
   maxWindowsize: 65535,
-  timeoutMs: 3000,
-  retries: 4,
 };
 const rrq: NegotiationContext = { op: "RRQ", mode: "octet", fileSize: 1000 };
 const wrq: NegotiationContext = { op: "WRQ", mode: "octet" };
@@ -29,9 +29,8 @@ function ask(
 
 Deno.test("negotiate without options gives RFC 1350 defaults and no OACK", () => {
   const r = ask([]);
-  deepEqual(r.settings, { blksize: 512, windowsize: 1, timeoutMs: 3000, retries: 4 });
+  deepEqual(r.negotiated, { blksize: 512, windowsize: 1 });
   equal(r.oack.size, 0);
-  equal(r.tsize, undefined);
 });
 
 Deno.test("blksize is accepted from 8 to 65464 and clamped to the server's cap", async (t) => {
@@ -56,10 +55,10 @@ Deno.test("blksize is accepted from 8 to 65464 and clamped to the server's cap",
       const r = ask([["blksize", value]], rrq, { ...policy, maxBlksize: cap ?? policy.maxBlksize });
       if (granted === null) {
         equal(r.oack.has("blksize"), false);
-        equal(r.settings.blksize, 512);
+        equal(r.negotiated.blksize, 512);
       } else {
         equal(r.oack.get("blksize"), String(granted));
-        equal(r.settings.blksize, granted);
+        equal(r.negotiated.blksize, granted);
       }
     });
   }
@@ -81,10 +80,14 @@ Deno.test("timeout is accepted from 1 to 255 seconds", async (t) => {
       const r = ask([["timeout", value]]);
       if (granted === null) {
         equal(r.oack.has("timeout"), false);
-        equal(r.settings.timeoutMs, policy.timeoutMs, "the server's timeout stays");
+        equal(
+          r.negotiated.timeoutMs,
+          undefined,
+          "no timeout negotiated: the server's knob applies",
+        );
       } else {
         equal(r.oack.get("timeout"), String(granted));
-        equal(r.settings.timeoutMs, granted * 1000);
+        equal(r.negotiated.timeoutMs, granted * 1000);
       }
     });
   }
@@ -127,12 +130,12 @@ Deno.test("windowsize is accepted from 1 to 65535, clamped to the cap and to the
       });
       if (granted === null) {
         equal(r.oack.has("windowsize"), false);
-        equal(r.settings.windowsize, 1);
+        equal(r.negotiated.windowsize, 1);
       } else {
         equal(r.oack.get("windowsize"), String(granted));
-        equal(r.settings.windowsize, granted);
+        equal(r.negotiated.windowsize, granted);
         const limit = Math.min(maxWindowBytes ?? DEFAULT_MAX_WINDOW_BYTES, MAX_WINDOW_BYTES);
-        ok(r.settings.windowsize * r.settings.blksize <= limit || granted === 1);
+        ok(r.negotiated.windowsize * r.negotiated.blksize <= limit || granted === 1);
       }
       // The OACK keeps the client's order even when windowsize was lowered afterwards.
       deepEqual([...r.oack.keys()], options.map(([k]) => k).filter((k) => r.oack.has(k)));
@@ -171,7 +174,7 @@ Deno.test("tsize on a read answers the file size, except for empty files and net
   await t.step("with other options, in the client's order", () => {
     const r = ask([["tsize", "0"], ["blksize", "1024"]], rrq);
     deepEqual([...r.oack], [["tsize", "1000"], ["blksize", "1024"]]);
-    equal(r.tsize, undefined, "tsize is reported for uploads only");
+    equal(r.negotiated.tsize, 1000, "the announced size is part of the settings");
   });
 });
 
@@ -179,17 +182,17 @@ Deno.test("tsize on a write is echoed, and refused with ERROR 3 over the upload 
   await t.step("echoed", () => {
     const r = ask([["tsize", "5000"]], wrq, { ...policy, maxUploadSize: 5000 });
     equal(r.oack.get("tsize"), "5000");
-    equal(r.tsize, 5000);
+    equal(r.negotiated.tsize, 5000);
   });
   await t.step("no limit", () => {
     const r = ask([["tsize", "99999999"]], wrq);
-    equal(r.tsize, 99999999);
+    equal(r.negotiated.tsize, 99999999);
   });
   await t.step("over maxUploadSize", () => {
     throws(
       () => ask([["tsize", "5001"]], wrq, { ...policy, maxUploadSize: 5000 }),
       (e: unknown) => {
-        ok(e instanceof TftpError, String(e));
+        ok(e instanceof RefusedError, String(e));
         equal(e.code, 3);
         match(e.message, /5001/);
         match(e.message, /5000/);
@@ -200,20 +203,20 @@ Deno.test("tsize on a write is echoed, and refused with ERROR 3 over the upload 
   await t.step("over the free space", () => {
     throws(
       () => ask([["tsize", "2000"]], { ...wrq, freeSpace: 1999 }),
-      (e: unknown) => e instanceof TftpError && e.code === 3,
+      (e: unknown) => e instanceof RefusedError && e.code === 3,
     );
-    equal(ask([["tsize", "2000"]], { ...wrq, freeSpace: 2000 }).tsize, 2000);
+    equal(ask([["tsize", "2000"]], { ...wrq, freeSpace: 2000 }).negotiated.tsize, 2000);
   });
 });
 
 Deno.test("unknown options are ignored", () => {
   const r = ask([["multicast", ""], ["utimeout", "1000"], ["rollover", "0"], ["blksize", "1024"]]);
   deepEqual([...r.oack], [["blksize", "1024"]]);
-  equal(r.settings.blksize, 1024);
+  equal(r.negotiated.blksize, 1024);
 });
 
 Deno.test("malformed option values are ignored", async (t) => {
-  for (const value of ["", "abc", "-1", "1e3", "0x200", "12.5", "12345678901", "5 1 2"]) {
+  for (const value of ["", "abc", "-1", "1e3", "0x200", "12.5", "12345678901234567", "5 1 2"]) {
     await t.step(JSON.stringify(value), () => {
       const r = ask(
         [["blksize", value], ["timeout", value], ["windowsize", value], [
@@ -224,8 +227,69 @@ Deno.test("malformed option values are ignored", async (t) => {
         { ...policy, maxUploadSize: 1 },
       );
       equal(r.oack.size, 0);
-      deepEqual(r.settings, { blksize: 512, windowsize: 1, timeoutMs: 3000, retries: 4 });
-      equal(r.tsize, undefined);
+      deepEqual(r.negotiated, { blksize: 512, windowsize: 1 });
+      equal(r.negotiated.tsize, undefined);
+    });
+  }
+});
+
+Deno.test("requestOptions: what a client asks for", async (t) => {
+  await t.step("defaults: blksize 1468, windowsize 16, tsize 0 on a read", () => {
+    deepEqual([...requestOptions({}, "RRQ")], [["blksize", "1468"], ["windowsize", "16"], [
+      "tsize",
+      "0",
+    ]]);
+  });
+  await t.step("a write announces its size; RFC 1350 values are not asked", () => {
+    deepEqual([...requestOptions({ blksize: 512, windowsize: 1 }, "WRQ", 77)], [["tsize", "77"]]);
+  });
+  await t.step("the window is lowered to fit the window bytes", () => {
+    equal(requestOptions({ blksize: 8192, windowsize: 64 }, "RRQ").get("windowsize"), "8");
+    equal(
+      requestOptions({ blksize: 8192, windowsize: 64, maxWindowBytes: MAX_WINDOW_BYTES }, "RRQ")
+        .get("windowsize"),
+      "64",
+    );
+  });
+  await t.step("a timeout in ms is asked in whole seconds", () => {
+    equal(requestOptions({ timeoutMs: 2500 }, "RRQ").get("timeout"), "3");
+    equal(requestOptions({ timeoutMs: 100 }, "RRQ").get("timeout"), "1");
+  });
+  await t.step("noOptions asks for nothing", () => {
+    equal(requestOptions({ noOptions: true }, "WRQ", 5).size, 0);
+  });
+});
+
+Deno.test("acceptOack takes what the client allowed and refuses the rest with ERROR 8", async (t) => {
+  const asked = new Map([["blksize", "1468"], ["windowsize", "16"], ["timeout", "3"], [
+    "tsize",
+    "0",
+  ]]);
+  await t.step("a smaller blksize and windowsize, a timeout and the size", () => {
+    deepEqual(
+      acceptOack(
+        new Map([["blksize", "1024"], ["windowsize", "8"], ["timeout", "5"], ["tsize", "9"]]),
+        asked,
+      ),
+      { blksize: 1024, windowsize: 8, timeoutMs: 5000, tsize: 9 },
+    );
+  });
+  const refusals: Array<[string, string, RegExp]> = [
+    ["blksize", "9999", /server answered blksize=9999/],
+    ["blksize", "7", /server answered blksize=7/],
+    ["windowsize", "17", /server answered windowsize=17/],
+    ["timeout", "0", /server answered timeout=0/],
+    ["tsize", "x", /server answered tsize=x/],
+    ["multicast", "1", /unrequested option multicast/],
+  ];
+  for (const [name, value, message] of refusals) {
+    await t.step(`${name}=${value} is refused`, () => {
+      throws(() => acceptOack(new Map([[name, value]]), asked), (e: unknown) => {
+        ok(e instanceof RefusedError, String(e));
+        equal(e.code, 8);
+        match(e.message, message);
+        return true;
+      });
     });
   }
 });

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { ErrorCode, RefusedError } from "../errors.ts";
+
 /** Opcodes of the TFTP packet types. */
 export const Opcode = {
   RRQ: 1,
@@ -16,19 +18,6 @@ export const Opcode = {
   ACK: 4,
   ERROR: 5,
   OACK: 6,
-} as const;
-
-/** TFTP error codes (RFC 1350, RFC 2347). */
-export const ErrorCode = {
-  NOT_DEFINED: 0,
-  FILE_NOT_FOUND: 1,
-  ACCESS_VIOLATION: 2,
-  DISK_FULL: 3,
-  ILLEGAL_OPERATION: 4,
-  UNKNOWN_TID: 5,
-  FILE_EXISTS: 6,
-  NO_SUCH_USER: 7,
-  OPTION_REFUSED: 8,
 } as const;
 
 /** A read or write request. `options` keeps the client's order; names are lower-cased. */
@@ -71,15 +60,14 @@ export interface OackPacket {
 /** Any TFTP packet. */
 export type Packet = RequestPacket | DataPacket | AckPacket | ErrorPacket | OackPacket;
 
-/** Raised by {@linkcode decode} for bytes that are not a well-formed TFTP packet. */
-export class PacketError extends Error {
-  /**
-   * Creates the instance.
-   *
-   * @param message What is wrong with the packet.
-   */
+/**
+ * Raised by {@linkcode decode} for bytes that are not a well-formed TFTP packet: a refusal with
+ * ERROR 4 (illegal TFTP operation).
+ */
+export class PacketError extends RefusedError {
+  /** @param message What is wrong with the packet. */
   constructor(message: string) {
-    super(message);
+    super(ErrorCode.ILLEGAL_OPERATION, message);
     this.name = "PacketError";
   }
 }
@@ -326,34 +314,4 @@ export function errorPacket(code: number, message: string): Uint8Array {
 export function readError(bytes: Uint8Array): ErrorPacket {
   if (bytes.length < 4) return { op: "ERROR", code: 0, message: "" };
   return decode(bytes) as ErrorPacket;
-}
-
-/**
- * Describes a datagram in a few words for logs (never throws).
- *
- * @example
- * ```ts
- * import { describe } from "./packet.ts";
- * import { equal } from "node:assert/strict";
- * equal(describe(new Uint8Array([0, 4, 0, 9])), "ACK 9");
- * ```
- */
-export function describe(bytes: Uint8Array): string {
-  try {
-    const p = decode(bytes);
-    switch (p.op) {
-      case "DATA":
-        return `DATA ${p.block} (${p.data.length} bytes)`;
-      case "ACK":
-        return `ACK ${p.block}`;
-      case "ERROR":
-        return `ERROR ${p.code} ${JSON.stringify(p.message)}`;
-      case "OACK":
-        return `OACK ${JSON.stringify(Object.fromEntries(p.options))}`;
-      default:
-        return `${p.op} ${JSON.stringify(text.decode(p.filename))} ${p.mode}`;
-    }
-  } catch (e) {
-    return `malformed packet (${(e as Error).message})`;
-  }
 }

@@ -7,7 +7,7 @@
  */
 
 import { ok } from "node:assert/strict";
-import type { TransferRecord } from "../../src/server/session.ts";
+import type { TransferRecord } from "../../src/server/record.ts";
 import { run, type ServerProcess } from "./server.ts";
 
 const HOST = "127.0.0.1";

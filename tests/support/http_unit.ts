@@ -7,7 +7,7 @@
  */
 
 import { equal, match, ok, rejects } from "node:assert/strict";
-import { TftpError } from "../../src/errors.ts";
+import { RefusedError } from "../../src/errors.ts";
 import { HttpCache } from "../../src/storage/http/cache.ts";
 import { HttpFileSource } from "../../src/storage/http/origin.ts";
 import type { ReadHandle, RequestInfo } from "../../src/storage/source.ts";
@@ -71,14 +71,14 @@ export async function withOrigin(fn: (origin: TestOrigin) => Promise<void>): Pro
   }
 }
 
-/** Asserts `p` rejects with a `TftpError` of `code` (and a message matching `message`). */
+/** Asserts `p` rejects with a `RefusedError` of `code` (and a message matching `message`). */
 export async function expectCode(
   p: Promise<unknown>,
   code: number,
   message?: RegExp,
 ): Promise<void> {
   await rejects(p, (e: unknown) => {
-    ok(e instanceof TftpError, `expected a TftpError, got ${e}`);
+    ok(e instanceof RefusedError, `expected a RefusedError, got ${e}`);
     equal(e.code, code, `code for "${e.message}"`);
     if (message) match(e.message, message);
     return true;

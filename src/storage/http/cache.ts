@@ -22,11 +22,11 @@
  * @module
  */
 
-import { TftpError } from "../../errors.ts";
+import { ErrorCode, RefusedError } from "../../errors.ts";
 import { getLogger } from "../../log.ts";
-import { ErrorCode } from "../../wire/packet.ts";
 import type { ReadHandle } from "../source.ts";
-import { diskHandle, Flight, TailHandle, toTftp } from "./cache_handles.ts";
+import { diskHandle, Flight, TailHandle } from "./cache_handles.ts";
+import { fsErrorToTftp } from "../fs_errors.ts";
 import { type CacheEntry, cacheKey, CacheStore } from "./cache_store.ts";
 import { type OriginBody, type OriginClient, redactUrl, type Validators } from "./origin_client.ts";
 
@@ -151,11 +151,11 @@ export class HttpCache {
   /**
    * Opens `url` for reading: from disk when fresh, else through one shared origin request.
    *
-   * @throws {TftpError} As {@linkcode OriginClient.get} does (unless a stale copy can be served).
+   * @throws {RefusedError} As {@linkcode OriginClient.get} does (unless a stale copy can be served).
    */
   openRead(url: URL, origin: OriginClient): Promise<ReadHandle> {
     if (this.#closing) {
-      return Promise.reject(new TftpError(ErrorCode.NOT_DEFINED, "server shutting down"));
+      return Promise.reject(new RefusedError(ErrorCode.NOT_DEFINED, "server shutting down"));
     }
     const key = cacheKey(url.href);
     const name = redactUrl(url);
@@ -196,7 +196,7 @@ export class HttpCache {
     try {
       return new TailHandle(f, Deno.openSync(f.temp, { read: true }));
     } catch (e) {
-      throw toTftp(e, "cache read error");
+      throw fsErrorToTftp(e, "cache read error");
     }
   }
 
@@ -213,7 +213,7 @@ export class HttpCache {
 
   #fromDisk(f: Flight): ReadHandle {
     const file = this.#store.openSync(f.key, this.#now());
-    if (!file) throw new TftpError(ErrorCode.NOT_DEFINED, "cache entry vanished; try again");
+    if (!file) throw new RefusedError(ErrorCode.NOT_DEFINED, "cache entry vanished; try again");
     return diskHandle(file, f.name);
   }
 
@@ -230,8 +230,8 @@ export class HttpCache {
         res = await origin.get(f.url, useful ? validators : undefined, f.controller.signal);
       } catch (e) {
         const error = this.#closing
-          ? new TftpError(ErrorCode.NOT_DEFINED, "server shutting down")
-          : toTftp(e, "origin unreachable");
+          ? new RefusedError(ErrorCode.NOT_DEFINED, "server shutting down")
+          : fsErrorToTftp(e, "origin unreachable");
         this.#flights.delete(f.key);
         const stale = this.#store.get(f.key);
         if (stale && error.code === ErrorCode.NOT_DEFINED && !this.#closing) {
@@ -281,7 +281,7 @@ export class HttpCache {
       file = Deno.openSync(f.temp, { write: true, createNew: true, mode: 0o644 });
     } catch (e) {
       body.cancel();
-      this.#fail(f, toTftp(e, "cache write error"));
+      this.#fail(f, fsErrorToTftp(e, "cache write error"));
       return;
     }
     f.state = "downloading";
@@ -290,7 +290,7 @@ export class HttpCache {
     try {
       for (;;) {
         const n = await body.read(buf);
-        if (this.#closing) throw new TftpError(ErrorCode.NOT_DEFINED, "server shutting down");
+        if (this.#closing) throw new RefusedError(ErrorCode.NOT_DEFINED, "server shutting down");
         if (n === null) break;
         let done = 0;
         while (done < n) done += await file.write(buf.subarray(done, n));
@@ -306,7 +306,7 @@ export class HttpCache {
       } catch {
         // already closed
       }
-      this.#fail(f, toTftp(e, "cache write error"));
+      this.#fail(f, fsErrorToTftp(e, "cache write error"));
       return;
     }
     // One synchronous step: rename into place, index, evict, leave the flight map.
@@ -331,7 +331,7 @@ export class HttpCache {
     f.notify();
   }
 
-  #fail(f: Flight, error: TftpError): void {
+  #fail(f: Flight, error: RefusedError): void {
     this.#flights.delete(f.key);
     f.error = error;
     f.state = "failed";

@@ -6,8 +6,8 @@
  * @module
  */
 
-import { TftpError } from "../../errors.ts";
-import { ErrorCode } from "../../wire/packet.ts";
+import { ErrorCode, RefusedError } from "../../errors.ts";
+import { fsErrorToTftp } from "../fs_errors.ts";
 import type { ReadHandle } from "../source.ts";
 import type { OriginBody } from "./origin_client.ts";
 
@@ -30,7 +30,7 @@ export class Flight {
   /** The temporary file being written. */
   temp = "";
   /** Why it failed. */
-  error: TftpError | null = null;
+  error: RefusedError | null = null;
   /** The origin body being pumped. */
   body: OriginBody | null = null;
   /** Requesters waiting for the origin's answer. */
@@ -73,13 +73,6 @@ export class Flight {
   }
 }
 
-/** `e` as a TftpError (ERROR 0 prefixed with `what` unless it already is one). */
-export function toTftp(e: unknown, what: string): TftpError {
-  if (e instanceof TftpError) return e;
-  const msg = e instanceof Error ? e.message : String(e);
-  return new TftpError(ErrorCode.NOT_DEFINED, `${what}: ${msg}`, { cause: e });
-}
-
 /** A handle on a complete cached file. */
 export function diskHandle(file: Deno.FsFile, name: string): ReadHandle {
   let closed = false;
@@ -95,12 +88,10 @@ export function diskHandle(file: Deno.FsFile, name: string): ReadHandle {
     read(p: Uint8Array): Promise<number | null> {
       if (closed) return Promise.resolve(null);
       // A read-ahead may still be pending when the handle is closed: end it quietly.
-      const r = file.read(p).catch((e) => {
+      return file.read(p).catch((e) => {
         if (closed) return null;
-        throw toTftp(e, "cache read error");
+        throw fsErrorToTftp(e, "cache read error");
       });
-      r.catch(() => {});
-      return r;
     },
     close() {
       if (closed) return;
@@ -120,8 +111,6 @@ export class TailHandle implements ReadHandle {
   #closed = false;
 
   /**
-   * Creates the instance.
-   *
    * @param flight The download to follow.
    * @param file The temporary file, opened for reading.
    */
@@ -132,14 +121,7 @@ export class TailHandle implements ReadHandle {
     this.size = flight.size;
   }
 
-  read(p: Uint8Array): Promise<number | null> {
-    const r = this.#read(p);
-    // The engine reads ahead and may await this later: never leave a rejection unhandled.
-    r.catch(() => {});
-    return r;
-  }
-
-  async #read(p: Uint8Array): Promise<number | null> {
+  async read(p: Uint8Array): Promise<number | null> {
     for (;;) {
       if (this.#closed) return null;
       const f = this.#flight;
@@ -151,10 +133,13 @@ export class TailHandle implements ReadHandle {
           n = await this.#file.read(p.subarray(0, Math.min(p.length, available)));
         } catch (e) {
           if (this.#closed) return null;
-          throw toTftp(e, "cache read error");
+          throw fsErrorToTftp(e, "cache read error");
         }
         if (n === null || n === 0) {
-          throw new TftpError(ErrorCode.NOT_DEFINED, "cache read error: file shorter than written");
+          throw new RefusedError(
+            ErrorCode.NOT_DEFINED,
+            "cache read error: file shorter than written",
+          );
         }
         this.#pos += n;
         return n;

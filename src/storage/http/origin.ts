@@ -15,23 +15,11 @@
  * @module
  */
 
-import { TftpError } from "../../errors.ts";
+import { ErrorCode, RefusedError } from "../../errors.ts";
 import { applyMapRules, type MapRule, splitName } from "../names.ts";
-import { ErrorCode } from "../../wire/packet.ts";
 import type { FileSource, ReadHandle, RequestInfo } from "../source.ts";
 import type { HttpCache } from "./cache.ts";
 import { OriginClient, type OriginOptions, redactUrl } from "./origin_client.ts";
-
-export {
-  DEFAULT_HEADERS_TIMEOUT_MS,
-  DEFAULT_IDLE_TIMEOUT_MS,
-  DEFAULT_MAX_REDIRECTS,
-  OriginBody,
-  OriginClient,
-  type OriginOptions,
-  type OriginResponse,
-  type Validators,
-} from "./origin_client.ts";
 
 /** Options of {@linkcode HttpFileSource}. */
 export interface HttpSourceOptions extends OriginOptions {
@@ -77,7 +65,7 @@ export function parseOriginUrl(url: string | URL): URL {
  * each segment percent-encoded (`encodeURIComponent`) and appended to the base URL's path (which
  * is treated as a directory even without a trailing `/`); the base's query string is kept.
  *
- * @throws {TftpError} ERROR 2 for names the name rules refuse (`..`, control characters, …).
+ * @throws {RefusedError} ERROR 2 for names the name rules refuse (`..`, control characters, …).
  *
  * @example
  * ```ts
@@ -92,14 +80,14 @@ export function treeUrl(base: URL, name: string, rules: readonly MapRule[] = [])
   try {
     encoded = segments.map((s) => encodeURIComponent(s)).join("/");
   } catch {
-    throw new TftpError(ErrorCode.ACCESS_VIOLATION, "file name is not valid UTF-8");
+    throw new RefusedError(ErrorCode.ACCESS_VIOLATION, "file name is not valid UTF-8");
   }
   const dir = base.pathname.endsWith("/") ? base.pathname : `${base.pathname}/`;
   const url = new URL(base.href);
   url.pathname = dir + encoded;
   // Belt and braces: the result must still lie below the base.
   if (!url.pathname.startsWith(dir) || url.origin !== base.origin) {
-    throw new TftpError(ErrorCode.ACCESS_VIOLATION, "file name leads outside the origin");
+    throw new RefusedError(ErrorCode.ACCESS_VIOLATION, "file name leads outside the origin");
   }
   return url;
 }
@@ -156,14 +144,14 @@ export class HttpFileSource implements FileSource {
   /**
    * The URL `name` maps to (the source's URL itself in single-URL mode).
    *
-   * @throws {TftpError} ERROR 2 for names the name rules refuse.
+   * @throws {RefusedError} ERROR 2 for names the name rules refuse.
    */
   urlFor(name: string): URL {
     return this.tree ? treeUrl(this.url, name, this.#rules) : this.url;
   }
 
   async openRead(name: string, _info: RequestInfo): Promise<ReadHandle> {
-    if (this.#closing) throw new TftpError(ErrorCode.NOT_DEFINED, "server shutting down");
+    if (this.#closing) throw new RefusedError(ErrorCode.NOT_DEFINED, "server shutting down");
     const url = this.urlFor(name);
     if (this.#cache) return await this.#cache.openRead(url, this.#origin);
     const res = await this.#origin.get(url);
@@ -171,12 +159,7 @@ export class HttpFileSource implements FileSource {
     return {
       name: redactUrl(url),
       size: res.size,
-      read(p: Uint8Array): Promise<number | null> {
-        const r = body.read(p);
-        // The engine reads ahead and may await this later: never leave a rejection unhandled.
-        r.catch(() => {});
-        return r;
-      },
+      read: (p: Uint8Array) => body.read(p),
       close: () => body.cancel(),
     };
   }

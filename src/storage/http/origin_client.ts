@@ -6,8 +6,7 @@
  * @module
  */
 
-import { TftpError } from "../../errors.ts";
-import { ErrorCode } from "../../wire/packet.ts";
+import { ErrorCode, RefusedError, TftpError } from "../../errors.ts";
 
 /** Default time allowed from the request to the final response headers (redirects included). */
 export const DEFAULT_HEADERS_TIMEOUT_MS = 4000;
@@ -139,7 +138,7 @@ export class OriginClient {
    * @param url What to fetch.
    * @param validators From a cached copy: `If-None-Match` / `If-Modified-Since`.
    * @param signal Cancels the request (and later the body).
-   * @throws {TftpError} For every status but 200 (and 304 when validators were sent), for
+   * @throws {RefusedError} For every status but 200 (and 304 when validators were sent), for
    *   network failures and timeouts, and for redirect loops or redirects to other schemes.
    */
   async get(url: URL, validators?: Validators, signal?: AbortSignal): Promise<OriginResponse> {
@@ -170,13 +169,13 @@ export class OriginClient {
           });
         } catch (e) {
           if (timedOut) {
-            throw new TftpError(
+            throw new RefusedError(
               ErrorCode.NOT_DEFINED,
               `origin unreachable: no response within ${seconds(this.#headersTimeoutMs)}`,
               { cause: e },
             );
           }
-          throw new TftpError(ErrorCode.NOT_DEFINED, `origin unreachable: ${describeError(e)}`, {
+          throw new RefusedError(ErrorCode.NOT_DEFINED, `origin unreachable: ${describeError(e)}`, {
             cause: e,
           });
         }
@@ -184,7 +183,7 @@ export class OriginClient {
         if (REDIRECTS.has(res.status) && location !== null) {
           await res.body?.cancel().catch(() => {});
           if (hop >= this.#maxRedirects) {
-            throw new TftpError(
+            throw new RefusedError(
               ErrorCode.NOT_DEFINED,
               `origin redirected more than ${this.#maxRedirects} times`,
             );
@@ -193,10 +192,10 @@ export class OriginClient {
           try {
             next = new URL(location, current);
           } catch {
-            throw new TftpError(ErrorCode.NOT_DEFINED, "origin sent an invalid redirect");
+            throw new RefusedError(ErrorCode.NOT_DEFINED, "origin sent an invalid redirect");
           }
           if (next.protocol !== "http:" && next.protocol !== "https:") {
-            throw new TftpError(
+            throw new RefusedError(
               ErrorCode.NOT_DEFINED,
               `origin redirected to a non-HTTP URL (${next.protocol})`,
             );
@@ -223,7 +222,7 @@ export class OriginClient {
         const decoder = DECODERS[encoding];
         if (encoding !== "identity" && !decoder) {
           await res.body.cancel().catch(() => {});
-          throw new TftpError(
+          throw new RefusedError(
             ErrorCode.NOT_DEFINED,
             `origin sent an unsupported Content-Encoding (${encoding})`,
           );
@@ -256,18 +255,18 @@ export class OriginClient {
 
 function statusError(status: number): TftpError {
   if (status === 404 || status === 410) {
-    return new TftpError(
+    return new RefusedError(
       ErrorCode.FILE_NOT_FOUND,
       `file not found (origin returned HTTP ${status})`,
     );
   }
   if (status === 401 || status === 403) {
-    return new TftpError(
+    return new RefusedError(
       ErrorCode.ACCESS_VIOLATION,
       `access denied (origin returned HTTP ${status})`,
     );
   }
-  return new TftpError(ErrorCode.NOT_DEFINED, `origin returned HTTP ${status}`);
+  return new RefusedError(ErrorCode.NOT_DEFINED, `origin returned HTTP ${status}`);
 }
 
 /**
@@ -287,7 +286,7 @@ export class OriginBody {
   #done = false;
   #closed = false;
   #released = false;
-  #error: TftpError | null = null;
+  #error: RefusedError | null = null;
 
   /** @internal Created by {@linkcode OriginClient.get}. */
   constructor(
@@ -304,15 +303,10 @@ export class OriginBody {
     this.#detach = detach;
   }
 
-  /** Bytes received from the origin so far. */
-  get received(): number {
-    return this.#received;
-  }
-
   /**
    * Reads up to `p.length` bytes into `p`; `null` at the end (or after {@linkcode cancel}).
    *
-   * @throws {TftpError} ERROR 0 when the origin stalls or the connection breaks (again on every
+   * @throws {RefusedError} ERROR 0 when the origin stalls or the connection breaks (again on every
    *   later call).
    */
   async read(p: Uint8Array): Promise<number | null> {
@@ -339,7 +333,7 @@ export class OriginBody {
       result = await new Promise((resolve, reject) => {
         timer = setTimeout(() => {
           reject(
-            new TftpError(
+            new RefusedError(
               ErrorCode.NOT_DEFINED,
               `origin stalled: no data for ${seconds(this.#idleTimeoutMs)}`,
             ),
@@ -350,9 +344,9 @@ export class OriginBody {
     } catch (e) {
       if (this.#closed) return null;
       this.#release();
-      this.#error = e instanceof TftpError
+      this.#error = e instanceof RefusedError
         ? e
-        : new TftpError(ErrorCode.NOT_DEFINED, "origin connection broken", { cause: e });
+        : new RefusedError(ErrorCode.NOT_DEFINED, "origin connection broken", { cause: e });
       throw this.#error;
     } finally {
       clearTimeout(timer);
@@ -362,7 +356,7 @@ export class OriginBody {
       this.#done = true;
       this.#release();
       if (this.#expected !== undefined && this.#received < this.#expected) {
-        this.#error = new TftpError(
+        this.#error = new RefusedError(
           ErrorCode.NOT_DEFINED,
           `origin connection broken: got ${this.#received} of ${this.#expected} bytes`,
         );

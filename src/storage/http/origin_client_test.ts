@@ -6,7 +6,8 @@
 
 import { deepEqual, equal, ok } from "node:assert/strict";
 import { brotliCompressSync, deflateSync, gzipSync } from "node:zlib";
-import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS, HttpFileSource } from "./origin.ts";
+import { HttpFileSource } from "./origin.ts";
+import { DEFAULT_HEADERS_TIMEOUT_MS, DEFAULT_IDLE_TIMEOUT_MS } from "./origin_client.ts";
 import { bytesRoute, testBytes } from "../../../tests/support/http_origin.ts";
 import { expectCode, info, readAll, withOrigin } from "../../../tests/support/http_unit.ts";
 

@@ -7,18 +7,65 @@
  */
 
 import { equal } from "node:assert/strict";
-import { ChunkReader, chunkSizeFor } from "../../src/storage/chunks.ts";
-import { ack, blockOf, decode, encode, Opcode, opcodeOf } from "../../src/wire/packet.ts";
-import type { ReadHandle } from "../../src/storage/source.ts";
-import { receiveBlocks, type ReceiveSink } from "../../src/engine/receive.ts";
-import { sendBlocks } from "../../src/engine/send.ts";
-import type { TransferSettings, TransferStats } from "../../src/engine/window.ts";
+import type { BlockSink, BlockSource } from "../engine/blocks.ts";
+import type { Channel } from "../engine/channel.ts";
+import { sendError } from "../engine/fail.ts";
+import { asTftpError } from "../errors.ts";
+import { dally, receiveBlocks, type ReceiveOptions } from "../engine/receive.ts";
+import { Rto } from "../engine/rto.ts";
+import { sendBlocks, type SendOptions } from "../engine/send.ts";
+import type { Knobs, Negotiated, TransferStats } from "../engine/settings.ts";
+import { ChunkReader, chunkSizeFor } from "../storage/chunks.ts";
+import type { ReadHandle } from "../storage/source.ts";
+import { ack, blockOf, decode, encode, Opcode, opcodeOf } from "../wire/packet.ts";
 import {
   type MemoryChannel,
   memoryChannelPair,
   type MemoryPlan,
   mulberry32,
-} from "../../src/testing/memory_channel.ts";
+} from "./memory_channel.ts";
+
+/** What a test transfer runs with: negotiated settings plus the local knobs. */
+export type TransferSettings = Negotiated & Knobs;
+
+/** A fresh retransmission timer for `s`. */
+export function rtoFor(s: TransferSettings): Rto {
+  return new Rto(s.timeoutMs, s.retries);
+}
+
+/** {@linkcode sendBlocks} with a timer for `s`. */
+export function send(
+  ch: Channel,
+  source: BlockSource,
+  s: TransferSettings,
+  options: Partial<SendOptions> = {},
+): Promise<TransferStats> {
+  return sendBlocks(ch, source, s, { rto: rtoFor(s), ...options }).catch((e) => failed(ch, e));
+}
+
+/** Sends the ERROR due for `e` (as the server's and the client's runners do) and rethrows it. */
+async function failed(ch: Channel, e: unknown): Promise<never> {
+  const err = asTftpError(e);
+  await sendError((p) => ch.send(p), err);
+  throw err;
+}
+
+/**
+ * {@linkcode receiveBlocks} with a timer for `s`, then {@linkcode dally} as the server does
+ * (`dallyMs`, default twice the timeout; 0 for none).
+ */
+export async function receive(
+  ch: Channel,
+  sink: BlockSink,
+  s: TransferSettings,
+  options: Partial<ReceiveOptions> & { dallyMs?: number } = {},
+): Promise<TransferStats> {
+  const stats = await receiveBlocks(ch, sink, s, { rto: rtoFor(s), ...options })
+    .catch((e) => failed(ch, e));
+  const dallyMs = options.dallyMs ?? 2 * s.timeoutMs;
+  if (dallyMs > 0) await dally(ch, stats.blocks, dallyMs);
+  return stats;
+}
 
 export function makeBytes(n: number, seed: number): Uint8Array {
   const rng = mulberry32(seed);
@@ -50,7 +97,7 @@ export function sourceFor(data: Uint8Array, s: TransferSettings, seed = 1): Chun
   return new ChunkReader(shortReadHandle(data, seed), chunkSizeFor(s.blksize, s.windowsize));
 }
 
-export interface Collector extends ReceiveSink {
+export interface Collector extends BlockSink {
   chunks: Uint8Array[];
   finishes: number;
   writesAfterFinish: number;
@@ -113,7 +160,7 @@ export function wireRange(from: number, to: number): number[] {
 
 /** Waits for the next datagram; fails the test when none comes. */
 export async function next(ch: MemoryChannel, ms = 2000): Promise<Uint8Array> {
-  const p = await ch.receive(ms);
+  const p = await ch.receive(ch.clock.now() + ms);
   if (p === null) throw new Error(`${ch.name}: no datagram within ${ms} ms`);
   return p;
 }
@@ -185,22 +232,22 @@ export async function runTransfer(c: TransferCase): Promise<TransferResult> {
   let sendP: Promise<TransferStats>;
   let recvP: Promise<TransferStats>;
   if (c.role === "download") {
-    sendP = sendBlocks(server, source, s, c.oack ? { oack } : {});
+    sendP = send(server, source, s, c.oack ? { oack } : {});
     recvP = (async () => {
       const first = await next(client, handshakeMs);
       if (c.oack) {
         equal(opcodeOf(first), Opcode.OACK, `handshake reply ${describeBytes(first)}`);
-        return receiveBlocks(client, sink, s, { reply: ack(0), dallyMs });
+        return receive(client, sink, s, { reply: ack(0), dallyMs });
       }
       equal(opcodeOf(first), Opcode.DATA, `handshake reply ${describeBytes(first)}`);
-      return receiveBlocks(client, sink, s, { first, dallyMs });
+      return receive(client, sink, s, { first, dallyMs });
     })();
   } else {
-    recvP = receiveBlocks(server, sink, s, { reply: c.oack ? oack : ack(0), dallyMs });
+    recvP = receive(server, sink, s, { reply: c.oack ? oack : ack(0), dallyMs });
     sendP = (async () => {
       const first = await next(client, handshakeMs);
       equal(opcodeOf(first), c.oack ? Opcode.OACK : Opcode.ACK, describeBytes(first));
-      return sendBlocks(client, source, s);
+      return send(client, source, s);
     })();
   }
   let firstError: unknown = null;

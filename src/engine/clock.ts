@@ -1,0 +1,83 @@
+/**
+ * The transfer clock. A timer per wait (setTimeout + clearTimeout) costs more than the rest of a
+ * lock-step round trip in Deno, so every channel shares one coarse clock: while anything watches
+ * it, an interval ticks, reads the time once and lets each watcher expire what is due. Deadlines
+ * are therefore accurate to one tick. Engines and channels read time only through a
+ * {@linkcode Clock} they are given, so tests run on the same logic as production.
+ *
+ * @module
+ */
+
+/** A source of milliseconds for deadlines. */
+export interface Clock {
+  /** Milliseconds, monotonic enough for deadlines. */
+  now(): number;
+  /** Starts calling `watcher.expire(now)` every tick. */
+  watch(watcher: Watcher): void;
+  /** Stops calling `watcher`. */
+  unwatch(watcher: Watcher): void;
+}
+
+/** Something with deadlines: called on every tick. */
+export interface Watcher {
+  /** Resolves whatever is due at `now`. */
+  expire(now: number): void;
+}
+
+/**
+ * A clock that ticks every `tickMs` while anything watches it.
+ *
+ * @example
+ * ```ts
+ * import { CoarseClock } from "./clock.ts";
+ * import { ok } from "node:assert/strict";
+ * const clock = new CoarseClock(20);
+ * const seen: number[] = [];
+ * const watcher = { expire: (now: number) => void seen.push(now) };
+ * clock.watch(watcher);
+ * await new Promise((r) => setTimeout(r, 70));
+ * clock.unwatch(watcher);
+ * ok(seen.length >= 2);
+ * ```
+ */
+export class CoarseClock implements Clock {
+  /** Milliseconds between ticks. */
+  readonly tickMs: number;
+  #now = Date.now();
+  #watchers = new Set<Watcher>();
+  #timer: ReturnType<typeof setInterval> | undefined;
+
+  /** @param tickMs Milliseconds between ticks. */
+  constructor(tickMs = 20) {
+    this.tickMs = tickMs;
+  }
+
+  now(): number {
+    // Between ticks the last reading is good enough; with nothing watching, read the time.
+    return this.#timer === undefined ? Date.now() : this.#now;
+  }
+
+  watch(watcher: Watcher): void {
+    this.#watchers.add(watcher);
+    if (this.#timer === undefined) {
+      this.#now = Date.now();
+      this.#timer = setInterval(() => this.#tick(), this.tickMs);
+    }
+  }
+
+  unwatch(watcher: Watcher): void {
+    this.#watchers.delete(watcher);
+    if (this.#watchers.size === 0 && this.#timer !== undefined) {
+      clearInterval(this.#timer);
+      this.#timer = undefined;
+    }
+  }
+
+  #tick(): void {
+    this.#now = Date.now();
+    for (const w of this.#watchers) w.expire(this.#now);
+  }
+}
+
+/** The clock every channel uses unless given another: 20 ms ticks. */
+export const transferClock: CoarseClock = new CoarseClock(20);
