@@ -13,6 +13,7 @@ import {
   reset,
   type Sink,
 } from "@logtape/logtape";
+import { writeAllSync } from "./storage/atomic.ts";
 
 /** Severity levels, lowest first. */
 export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal";
@@ -108,11 +109,8 @@ export interface LoggingOptions {
 export async function setupLogging(options: LoggingOptions = {}): Promise<void> {
   const format = options.format === "json" ? formatJson : formatText;
   const encoder = new TextEncoder();
-  const write = options.write ?? ((line: string) => {
-    const bytes = encoder.encode(line);
-    let done = 0;
-    while (done < bytes.length) done += Deno.stdout.writeSync(bytes.subarray(done));
-  });
+  const write = options.write ??
+    ((line: string) => writeAllSync(Deno.stdout, encoder.encode(line)));
   const sink: Sink = (record) => write(format(record));
   await reset();
   await configure({

@@ -43,7 +43,7 @@ export { type DirectoryOptions, DirectorySource, SingleFileSource } from "./stor
 export type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./storage/source.ts";
 export { HttpFileSource, type HttpSourceOptions } from "./storage/http/origin.ts";
 export { type CacheOptions, HttpCache } from "./storage/http/cache.ts";
-export type { Negotiated, TransferStats } from "./engine/settings.ts";
+export type { TransferStats } from "./engine/settings.ts";
 export type { BlockSink } from "./engine/blocks.ts";
 export {
   type ClientOptions,
@@ -62,6 +62,6 @@ export {
   TimeoutError,
 } from "./errors.ts";
 export { HostNotFoundError } from "./net.ts";
-export { DEFAULT_MAX_WINDOW_BYTES, MAX_WINDOW_BYTES } from "./wire/options.ts";
+export { DEFAULT_MAX_WINDOW_BYTES, MAX_WINDOW_BYTES, type Negotiated } from "./wire/options.ts";
 export { type MapRule, MapRulesError, parseMapRules } from "./storage/names.ts";
 export { type LogFormat, type LoggingOptions, type LogLevel, setupLogging } from "./log.ts";

@@ -8,8 +8,8 @@
 import { deepEqual, equal } from "node:assert/strict";
 import { get, put } from "../src/mod.ts";
 import { decode, encode } from "../src/wire/packet.ts";
+import { HOST } from "../src/testing/loopback.ts";
 
-const HOST = "127.0.0.1";
 const enc = new TextEncoder();
 
 function udp(): Deno.DatagramConn {

@@ -11,8 +11,8 @@ import { type FaultPlan, type FaultRelay, startFaultRelay } from "../src/testing
 import { cli, makeFile, run, type ServerProcess, startServer } from "./support/server.ts";
 import { sameBytes, socketCount, transfers, waitUntil } from "../src/testing/proc.ts";
 import { readOrEmpty } from "./support/files.ts";
+import { HOST } from "../src/testing/loopback.ts";
 
-const HOST = "127.0.0.1";
 /** The fault mix of the brief: 10 % drop, 5 % duplicate, 5 % reorder, both directions. */
 const LOSSY: FaultPlan = { drop: 0.1, duplicate: 0.05, reorder: 0.05 };
 const SMALL = 50_000;

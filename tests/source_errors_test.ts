@@ -8,8 +8,7 @@ import { equal, match, ok, rejects } from "node:assert/strict";
 import { ErrorCode, get, PeerError, serve } from "../src/mod.ts";
 import type { FileSource, ReadHandle } from "../src/mod.ts";
 import { RefusedError } from "../src/errors.ts";
-
-const HOST = "127.0.0.1";
+import { HOST } from "../src/testing/loopback.ts";
 
 function failingSource(): FileSource {
   return {

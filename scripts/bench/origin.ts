@@ -37,8 +37,8 @@ import {
   type ScenarioResult,
   type ServerOutcome,
 } from "./report.ts";
+import { HOST } from "../../src/testing/loopback.ts";
 
-const HOST = "127.0.0.1";
 const OPTIONS: [string, number][] = [["blksize", 1468], ["windowsize", 16]];
 
 /** What scenario 5 needs from the benchmark. */

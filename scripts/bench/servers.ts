@@ -9,9 +9,8 @@ import { commandOutput, isExecutable, which } from "./lib.ts";
 import { type ServerSpec } from "./peers.ts";
 import { V8_FLAGS } from "../release/compile.ts";
 import { OURS } from "./report.ts";
-
-/** Every server listens here. */
-export const HOST = "127.0.0.1";
+import { HOST } from "../../src/testing/loopback.ts";
+export { HOST };
 
 /** The repository root. */
 export const REPO_ROOT = decodeURIComponent(new URL("../../", import.meta.url).pathname).replace(

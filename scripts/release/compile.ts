@@ -40,7 +40,11 @@ export { detectBinaryTarget, type Target, TARGETS } from "./targets.ts";
 export const ROOT: string = fileURLToPath(new URL("../../", import.meta.url));
 
 /** The permissions baked into every binary (plus `--allow-write` unless `--read-only`). */
-export const BASE_PERMISSIONS = ["--allow-net", "--allow-read", "--allow-sys=networkInterfaces"];
+export const BASE_PERMISSIONS = [
+  "--allow-net",
+  "--allow-read",
+  "--allow-sys=networkInterfaces,statfs",
+];
 
 const HELP = `Usage: deno run --allow-all scripts/release/compile.ts [options]
 
@@ -98,9 +102,9 @@ function exeSuffix(target: Target): string {
 
 /**
  * V8 flags baked into every binary: a young generation of at most 4 MiB per semi-space. The
- * server makes many small short-lived objects per packet; with V8's default (up to 16 MiB per
- * semi-space) its RSS under 50 concurrent transfers peaked at 131–150 MiB, with 4 MiB at 87 MiB,
- * at the same throughput (`deno task bench`, rows 3 and 4). The deno tasks use the same flag.
+ * server makes many small short-lived objects per packet, and V8's default (up to 16 MiB per
+ * semi-space) costs much more resident memory at the same throughput (BENCHMARKS.md, "memory").
+ * The deno tasks use the same flag.
  */
 export const V8_FLAGS = "--v8-flags=--max-semi-space-size=4";
 

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { V8_FLAGS } from "../release/compile.ts";
 export { fdCount, statusKb } from "../../src/testing/proc.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -35,7 +36,7 @@ export async function startServer(dir: string): Promise<Server> {
   const child = new Deno.Command(Deno.execPath(), {
     args: [
       "run",
-      "--v8-flags=--max-semi-space-size=4", // as the binaries and the deno tasks run it
+      V8_FLAGS, // as the binaries and the deno tasks run it
       "--allow-net",
       "--allow-read",
       "--allow-write",

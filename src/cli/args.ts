@@ -11,8 +11,6 @@ import { MAX_WINDOW_BYTES } from "../wire/options.ts";
 /** A bad command line: printed as one line, exit code 2. */
 export class UsageError extends Error {
   /**
-   * Creates the instance.
-   *
    * @param message What is wrong, naming the flag.
    */
   constructor(message: string) {

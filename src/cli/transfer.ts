@@ -151,7 +151,7 @@ export async function runTransfer(command: "get" | "put", args: string[]): Promi
       const local = where.path === undefined ? rest[1] : rest[0];
       await getFile(where.target, remote, local ?? basename(remote.replaceAll("\\", "/")), options);
     } else {
-      const local = where.path === undefined ? rest[0] : rest[0];
+      const local = rest[0];
       if (!local) throw new UsageError("missing LOCAL file name");
       const remote = where.path ?? rest[1] ?? (local === "-" ? undefined : basename(local));
       if (!remote) throw new UsageError("REMOTE is required when reading standard input");

@@ -16,11 +16,10 @@ import { sendBlocks } from "../engine/send.ts";
 import {
   DEFAULT_RETRIES,
   DEFAULT_TIMEOUT_MS,
-  type Negotiated,
   newStats,
-  plainSettings,
   type TransferStats,
 } from "../engine/settings.ts";
+import { type Negotiated, plainSettings } from "../wire/options.ts";
 import { asTftpError, ErrorCode, PeerError, RefusedError } from "../errors.ts";
 import { formatAddr, resolveUdp } from "../net.ts";
 import { ChunkReader, chunkSizeFor, netasciiReadHandle, netasciiSink } from "../storage/chunks.ts";
@@ -132,6 +131,7 @@ async function request(
     try {
       reply = await exchange(channel, packet, (d) => couldAnswer(d, op), rto, {
         what: `answer from ${formatAddr(server)}`,
+        sent: "requests",
       });
     } catch (e) {
       channel.close();

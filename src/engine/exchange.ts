@@ -16,6 +16,8 @@ import type { TransferStats } from "./settings.ts";
 export interface ExchangeOptions {
   /** What is waited for, for the timeout's message (e.g. "answer from 10.0.0.1:69"). */
   what: string;
+  /** What the packet is, plural, for the timeout's message (default "copies"). */
+  sent?: string;
   /** Counts the resends. */
   stats?: TransferStats;
 }
@@ -46,13 +48,15 @@ export async function exchange(
 ): Promise<Uint8Array> {
   const clock = channel.clock;
   const sentAt = clock.now();
-  let resent = false;
+  let sends = 1;
   let deadline = sentAt + rto.ms;
   await channel.send(packet);
   for await (const reply of packets(channel, () => deadline)) {
     if (reply === null) {
-      if (!rto.retry()) throw new TimeoutError(`no ${options.what} ${rto.describe()}`);
-      resent = true;
+      if (!rto.retry()) {
+        throw new TimeoutError(`no ${options.what} after ${sends} ${options.sent ?? "copies"}`);
+      }
+      sends++;
       if (options.stats) options.stats.retransmits++;
       await channel.send(packet);
       deadline = clock.now() + rto.ms;
@@ -63,7 +67,7 @@ export async function exchange(
       throw new PeerError(e.code, e.message);
     }
     if (!accept(reply)) continue;
-    if (resent) rto.progress();
+    if (sends > 1) rto.progress();
     else rto.sample(clock.now() - sentAt);
     return reply;
   }

@@ -20,7 +20,8 @@ import type { BlockSink } from "./blocks.ts";
 import { type Channel, packets } from "./channel.ts";
 import { exchange } from "./exchange.ts";
 import type { Rto } from "./rto.ts";
-import { type Negotiated, newStats, type TransferStats } from "./settings.ts";
+import { newStats, type TransferStats } from "./settings.ts";
+import { type Negotiated } from "../wire/options.ts";
 
 /** Options of {@linkcode receiveBlocks}. */
 export interface ReceiveOptions {
@@ -81,7 +82,11 @@ export async function receiveBlocks(
   let deadline = 0;
   let first = options.first;
   if (!first && options.reply) {
-    first = await exchange(channel, options.reply, isData, rto, { what: "DATA block 1", stats });
+    first = await exchange(channel, options.reply, isData, rto, {
+      what: "DATA block 1",
+      sent: "replies",
+      stats,
+    });
   }
 
   for await (const packet of packets(channel, () => deadline, first)) {

@@ -13,7 +13,8 @@ import type { BlockSource } from "./blocks.ts";
 import { type Channel, packets } from "./channel.ts";
 import { exchange } from "./exchange.ts";
 import type { Rto } from "./rto.ts";
-import { type Negotiated, newStats, type TransferStats } from "./settings.ts";
+import { newStats, type TransferStats } from "./settings.ts";
+import { type Negotiated } from "../wire/options.ts";
 import { SendWindow } from "./window.ts";
 
 /** How long after going back an ACK inside the window is taken for a stale one (see below). */
@@ -62,7 +63,11 @@ export async function sendBlocks(
   const stats = options.stats ?? newStats();
   const clock = channel.clock;
   if (options.oack) {
-    await exchange(channel, options.oack, isAck0, rto, { what: "ACK of the OACK", stats });
+    await exchange(channel, options.oack, isAck0, rto, {
+      what: "ACK of the OACK",
+      sent: "OACKs",
+      stats,
+    });
     onProgress?.(0);
   }
   const w = new SendWindow(blksize, windowsize);

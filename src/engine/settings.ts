@@ -1,6 +1,6 @@
 /**
- * What one transfer runs with: the settings both ends negotiated, kept apart from the local knobs
- * that are never sent, and the defaults of those knobs (defined here once).
+ * What one transfer runs with besides the negotiated settings (`Negotiated`, in the wire layer):
+ * the local knobs that are never sent, their defaults (defined here once), and the counters.
  *
  * @module
  */
@@ -11,38 +11,12 @@ export const DEFAULT_TIMEOUT_MS = 1000;
 /** Retransmissions at the full timeout before a silent peer is given up. */
 export const DEFAULT_RETRIES = 5;
 
-/** What the two ends agreed on (RFC 1350 defaults, RFC 2347–2349 and 7440 options). */
-export interface Negotiated {
-  /** Payload bytes per DATA packet (512 unless negotiated). */
-  blksize: number;
-  /** DATA packets per ACK (1 = lock-step, unless negotiated). */
-  windowsize: number;
-  /** The `timeout` option in milliseconds, when it was negotiated. */
-  timeoutMs?: number;
-  /** The `tsize` option: the file size a server announced, or an upload's announced size. */
-  tsize?: number;
-}
-
 /** Local knobs of a transfer: never sent to the peer. */
 export interface Knobs {
   /** Retransmission timeout in milliseconds when none was negotiated. */
   timeoutMs: number;
   /** Retransmissions at the full timeout before giving up. */
   retries: number;
-}
-
-/**
- * The settings of a transfer that negotiated nothing (RFC 1350).
- *
- * @example
- * ```ts
- * import { plainSettings } from "./settings.ts";
- * import { equal } from "node:assert/strict";
- * equal(plainSettings().blksize, 512);
- * ```
- */
-export function plainSettings(): Negotiated {
-  return { blksize: 512, windowsize: 1 };
 }
 
 /** Counters of a transfer, kept up to date while it runs (so a failed one reports them too). */

@@ -16,8 +16,6 @@
 /** A failure to bind, with a message an operator can act on. */
 export class BindError extends Error {
   /**
-   * Creates the instance.
-   *
    * @param message What went wrong and what to do.
    * @param options `cause`.
    */

@@ -12,7 +12,8 @@ import { sendError } from "../engine/fail.ts";
 import { dally, receiveBlocks } from "../engine/receive.ts";
 import { Rto } from "../engine/rto.ts";
 import { sendBlocks } from "../engine/send.ts";
-import { type Knobs, type Negotiated, newStats } from "../engine/settings.ts";
+import { type Knobs, newStats } from "../engine/settings.ts";
+import { type Negotiated } from "../wire/options.ts";
 import {
   AbortedError,
   asTftpError,

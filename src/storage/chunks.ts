@@ -143,9 +143,21 @@ export class ChunkReader implements BlockSource {
  * @example
  * ```ts
  * import { netasciiReadHandle } from "./chunks.ts";
- * import type { ReadHandle } from "./source.ts";
- * declare const file: ReadHandle;
- * const translated: ReadHandle = netasciiReadHandle(file);
+ * import { deepEqual } from "node:assert/strict";
+ * let done = false;
+ * const file = {
+ *   name: "a.txt",
+ *   read(p: Uint8Array) {
+ *     if (done) return Promise.resolve(null);
+ *     done = true;
+ *     p.set([65, 10]);
+ *     return Promise.resolve(2);
+ *   },
+ *   close() {},
+ * };
+ * const buf = new Uint8Array(16);
+ * const n = await netasciiReadHandle(file).read(buf);
+ * deepEqual([...buf.subarray(0, n!)], [65, 13, 10]);
  * ```
  */
 export function netasciiReadHandle(handle: ReadHandle): ReadHandle {

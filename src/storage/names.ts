@@ -26,8 +26,6 @@ export class MapRulesError extends Error {
   /** 1-based line of the problem. */
   readonly line: number;
   /**
-   * Creates the instance.
-   *
    * @param line The line number.
    * @param message What is wrong.
    */

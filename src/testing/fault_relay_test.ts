@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { decideFault, type FaultPlan, mulberry32, startFaultRelay } from "./fault_relay.ts";
 import { readOrEmpty } from "../../tests/support/files.ts";
+import { HOST } from "./loopback.ts";
 
-const HOST = "127.0.0.1";
 const TFTPD = "/usr/sbin/in.tftpd";
 
 /** Ask the kernel for a currently free UDP port on HOST. */

@@ -7,8 +7,33 @@
  * @module
  */
 
-import type { Negotiated } from "../engine/settings.ts";
 import { ErrorCode, RefusedError } from "../errors.ts";
+
+/** What the two ends agreed on (RFC 1350 defaults, RFC 2347–2349 and 7440 options). */
+export interface Negotiated {
+  /** Payload bytes per DATA packet (512 unless negotiated). */
+  blksize: number;
+  /** DATA packets per ACK (1 = lock-step, unless negotiated). */
+  windowsize: number;
+  /** The `timeout` option in milliseconds, when it was negotiated. */
+  timeoutMs?: number;
+  /** The `tsize` option: the file size a server announced, or an upload's announced size. */
+  tsize?: number;
+}
+
+/**
+ * The settings of a transfer that negotiated nothing (RFC 1350).
+ *
+ * @example
+ * ```ts
+ * import { plainSettings } from "./options.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(plainSettings().blksize, 512);
+ * ```
+ */
+export function plainSettings(): Negotiated {
+  return { blksize: 512, windowsize: 1 };
+}
 
 /** Bounds from the RFCs. */
 export const LIMITS = {
@@ -27,10 +52,9 @@ export const MAX_WINDOW_BYTES = 1024 * 1024;
  * The default largest window, in payload bytes (64 KiB). A window leaves the sender as one burst,
  * and the receiver's socket must hold what it has not read yet: a default Linux UDP receive buffer
  * (`net.core.rmem_default`, 208 KiB) holds about 12 datagrams of 8 KiB, because the kernel charges
- * each about twice its payload. A bigger window overflows it on a fast path: measured on loopback,
- * 50 MiB at windowsize 64 / blksize 8192 took 3.8 s to atftp and 51 s to our client, against 0.1 s
- * and 0.3 s with the window capped at 8. So windowsize is lowered to fit this many bytes (blksize
- * 1468: 44 blocks, 8192: 8, 65464: 1); raise it for receivers with large buffers on slow links.
+ * each about twice its payload, and a bigger window overflows it on a fast path (BENCHMARKS.md,
+ * "window fit"). So windowsize is lowered to fit this many bytes (blksize 1468: 44 blocks, 8192: 8,
+ * 65464: 1); raise it for receivers with large buffers on slow links.
  */
 export const DEFAULT_MAX_WINDOW_BYTES = 64 * 1024;
 

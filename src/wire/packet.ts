@@ -74,6 +74,7 @@ export class PacketError extends RefusedError {
 
 // Strings in packets are ASCII in practice; decode as UTF-8 (what encode writes), leniently.
 const text = new TextDecoder();
+const latin1 = new TextDecoder("latin1");
 const encoder = new TextEncoder();
 
 /** Largest number of options a request may carry before it is refused as malformed. */
@@ -160,7 +161,8 @@ export function decode(bytes: Uint8Array): Packet {
       return {
         op: op === Opcode.RRQ ? "RRQ" : "WRQ",
         filename: parts[0].slice(),
-        mode: text.decode(parts[1]).toLowerCase(),
+        // Modes are ASCII words: one character per byte, so odd bytes show as they are.
+        mode: latin1.decode(parts[1]).toLowerCase(),
         options: decodeOptions(parts.slice(2)),
       };
     }

@@ -8,10 +8,9 @@
 
 import { type ClientOptions, download } from "../../src/mod.ts";
 import { sha256 } from "./server.ts";
+import { HOST } from "../../src/testing/loopback.ts";
+export { HOST };
 export { listDir } from "./files.ts";
-
-/** The loopback address the servers under test listen on. */
-export const HOST = "127.0.0.1";
 
 /** Asserts two byte arrays are identical (length, digest, and the first difference). */
 export async function sameBytes(

@@ -9,8 +9,7 @@
 import { ok } from "node:assert/strict";
 import type { TransferRecord } from "../../src/server/record.ts";
 import { run, type ServerProcess } from "./server.ts";
-
-const HOST = "127.0.0.1";
+import { HOST } from "../../src/testing/loopback.ts";
 
 /** One JSON transfer record of the server's log. */
 export type Rec = TransferRecord & { event: string };

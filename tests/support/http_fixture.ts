@@ -9,10 +9,9 @@ import { serve, type Server, type TransferRecord } from "../../src/mod.ts";
 import { HttpFileSource, type HttpSourceOptions } from "../../src/storage/http/origin.ts";
 import { startOrigin, type TestOrigin } from "./http_origin.ts";
 import { run } from "./server.ts";
+import { HOST } from "../../src/testing/loopback.ts";
+export { HOST };
 export { readOrEmpty } from "./files.ts";
-
-/** The address the tftpkit server listens on. */
-export const HOST = "127.0.0.1";
 
 /** What a test gets from {@linkcode withRig}. */
 export interface Rig {

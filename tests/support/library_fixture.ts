@@ -13,9 +13,8 @@ import {
   type Server,
   type TransferRecord,
 } from "../../src/mod.ts";
-
-/** The address every test server listens on. */
-export const HOST = "127.0.0.1";
+import { HOST } from "../../src/testing/loopback.ts";
+export { HOST };
 
 /** A running in-process server. */
 export interface Running {

@@ -7,9 +7,8 @@
 
 import assert from "node:assert/strict";
 import { sameBytes } from "../../src/testing/proc.ts";
-
-/** The address the test clients use. */
-export const HOST = "127.0.0.1";
+import { HOST } from "../../src/testing/loopback.ts";
+export { HOST };
 
 /** Runs `fn` with a new temporary directory named `prefix…`, removed afterwards. */
 export async function withDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {

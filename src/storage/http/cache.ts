@@ -25,6 +25,7 @@
 import { ErrorCode, RefusedError } from "../../errors.ts";
 import { getLogger } from "../../log.ts";
 import type { ReadHandle } from "../source.ts";
+import { AtomicFile } from "../atomic.ts";
 import { diskHandle, Flight, TailHandle } from "./cache_handles.ts";
 import { fsErrorToTftp } from "../fs_errors.ts";
 import { type CacheEntry, cacheKey, CacheStore } from "./cache_store.ts";
@@ -275,10 +276,12 @@ export class HttpCache {
     this.stats.downloads++;
     f.body = body;
     f.size = res.size;
-    let file: Deno.FsFile;
+    let file: AtomicFile;
     try {
-      f.temp = this.#store.tempPath(f.key);
-      file = Deno.openSync(f.temp, { write: true, createNew: true, mode: 0o644 });
+      file = await AtomicFile.create(this.#store.dataPath(f.key), {
+        temp: this.#store.tempPath(f.key),
+      });
+      f.temp = file.temp;
     } catch (e) {
       body.cancel();
       this.#fail(f, fsErrorToTftp(e, "cache write error"));
@@ -292,27 +295,26 @@ export class HttpCache {
         const n = await body.read(buf);
         if (this.#closing) throw new RefusedError(ErrorCode.NOT_DEFINED, "server shutting down");
         if (n === null) break;
-        let done = 0;
-        while (done < n) done += await file.write(buf.subarray(done, n));
+        await file.write(buf.subarray(0, n));
         f.written += n;
         f.notify();
       }
-      await file.syncData();
-      file.close();
+      // One synchronous step once the data is durable: move into place, index, evict, leave
+      // the flight map.
+      await file.commit((temp) => this.#keep(f, temp, res));
     } catch (e) {
       body.cancel();
-      try {
-        file.close();
-      } catch {
-        // already closed
-      }
+      await file.abort();
       this.#fail(f, fsErrorToTftp(e, "cache write error"));
       return;
     }
-    // One synchronous step: rename into place, index, evict, leave the flight map.
+  }
+
+  /** Moves a complete download into the store (or drops it) and ends its flight. */
+  #keep(f: Flight, temp: string, res: Validators): void {
     const now = this.#now();
     try {
-      const kept = this.#store.commitSync(f.key, f.temp, {
+      const kept = this.#store.commitSync(f.key, temp, {
         url: f.name,
         etag: res.etag,
         lastModified: res.lastModified,

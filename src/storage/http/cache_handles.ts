@@ -48,8 +48,6 @@ export class Flight {
   #wake = Promise.withResolvers<void>();
 
   /**
-   * Creates the instance.
-   *
    * @param key The cache key.
    * @param url The URL to fetch.
    * @param name The URL without credentials.
