@@ -97,7 +97,18 @@ function rawPeer(): RawPeer & Disposable {
 Deno.test("an abandoned upload leaves neither the file nor a temporary file", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "tftpkit-clients-" });
   const server = await startServer(
-    [dir, "--write", "--timeout", "1", "--retries", "2", "--log-format", "json"],
+    [
+      dir,
+      "--write",
+      "--timeout",
+      "1",
+      "--retries",
+      "2",
+      "--client-timeout",
+      "1",
+      "--log-format",
+      "json",
+    ],
     { write: true },
   );
   try {

@@ -66,8 +66,12 @@ Protocol:
   --max-windowsize N        largest windowsize granted (1-65535, default 64)
   --max-window-bytes SIZE   lower windowsize so a window holds at most SIZE (default 64K,
                             what a default UDP receive buffer takes in one burst; max 1M)
-  --timeout SECONDS         retransmission timeout when the client asks for none (1-255, default 1)
-  --retries N               retransmissions before giving up (1-100, default 5)
+  --timeout SECONDS         retransmission timeout when the client asks for none (1-255, default 1);
+                            after a client has answered, resends adapt to the round trip
+  --retries N               resends of an unanswered reply (1-100, default 5)
+  --client-timeout SECONDS  the retransmission timer assumed for clients that ask no timeout
+                            (1-255, default 5); a client that answered and falls silent is given
+                            up after max(timeout x (retries+1), 10 x its timer): 50 s by default
 
 Limits and access:
   --max-sessions N          transfers at once (default 512)
@@ -106,6 +110,7 @@ const FLAGS = {
   "max-window-bytes": { type: "string" },
   timeout: { type: "string" },
   retries: { type: "string" },
+  "client-timeout": { type: "string" },
   "max-sessions": { type: "string" },
   "max-sessions-per-client": { type: "string" },
   allow: { type: "string", multiple: true },
@@ -196,6 +201,7 @@ export function parseServeArgs(args: string[]): ServeConfig {
       maxWindowBytes: windowBytesFlag(v["max-window-bytes"]),
       timeoutMs: timeout === undefined ? undefined : timeout * 1000,
       retries: int("retries", 1, 100),
+      clientTimeoutMs: seconds(int("client-timeout", LIMITS.timeout.min, LIMITS.timeout.max)),
       maxSessions: int("max-sessions", 1, 100_000),
       maxSessionsPerClient: int("max-sessions-per-client", 1, 100_000),
       allow: v.allow,
@@ -221,6 +227,10 @@ export function parseServeArgs(args: string[]): ServeConfig {
       : choiceFlag("--log-format", v["log-format"], ["text", "json"]),
     help: v.help ?? false,
   };
+}
+
+function seconds(s: number | undefined): number | undefined {
+  return s === undefined ? undefined : s * 1000;
 }
 
 function addresses(values: string[] | undefined): string | string[] | undefined {

@@ -126,7 +126,9 @@ async function request(
       mode: o.mode ?? "octet",
       options: asked,
     });
-    const rto = new Rto(o.timeoutMs ?? DEFAULT_TIMEOUT_MS, retries);
+    const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    // The server retransmits on its own timer, typically ours: wait 10 of them for a silent one.
+    const rto = new Rto({ timeoutMs, retries, peerTimeoutMs: timeoutMs });
     let reply: Uint8Array;
     try {
       reply = await exchange(channel, packet, (d) => couldAnswer(d, op), rto, {
@@ -150,7 +152,9 @@ async function request(
     try {
       const negotiated = acceptOack(acknowledged, asked);
       // A negotiated timeout replaces ours for the rest of the transfer.
-      const timed = negotiated.timeoutMs ? new Rto(negotiated.timeoutMs, retries) : rto;
+      const timed = negotiated.timeoutMs
+        ? new Rto({ timeoutMs: negotiated.timeoutMs, retries, peerTimeoutMs: negotiated.timeoutMs })
+        : rto;
       return { channel, reply, negotiated, acknowledged, rto: timed };
     } catch (e) {
       await fail(channel, e, o.signal);

@@ -97,6 +97,7 @@ abstract class WaitingChannel implements Channel, Watcher {
   /** Sends that failed locally. */
   readonly sendFailures: SendFailures = { count: 0 };
   #waiter: Waiter | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   protected closed = false;
   #signal?: AbortSignal;
   #onAbort = () => this.#stopWaiting();
@@ -112,9 +113,20 @@ abstract class WaitingChannel implements Channel, Watcher {
   expire(now: number): void {
     const w = this.#waiter;
     if (w && now >= w.deadline) {
-      this.#waiter = null;
+      this.#take();
       w.resolve(null);
     }
+  }
+
+  /** Clears the waiter (and its timer, if it had one) and returns it. */
+  #take(): Waiter | null {
+    const w = this.#waiter;
+    this.#waiter = null;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    return w;
   }
 
   protected abstract sendRaw(packet: Uint8Array): Promise<unknown>;
@@ -135,14 +147,18 @@ abstract class WaitingChannel implements Channel, Watcher {
     if (ready) return Promise.resolve(ready);
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject, deadline };
+      // The ticks expire ordinary deadlines; one closer than a tick gets a timer of its own.
+      const left = deadline - this.clock.now();
+      if (left < this.clock.tickMs) {
+        this.#timer = setTimeout(() => this.expire(this.clock.now()), Math.max(0, left));
+      }
     });
   }
 
   /** Hands a datagram to the waiter; returns false (keep it) when nobody waits. */
   protected deliver(data: Uint8Array): boolean {
-    const w = this.#waiter;
+    const w = this.#take();
     if (!w) return false;
-    this.#waiter = null;
     w.resolve(data);
     return true;
   }
@@ -155,9 +171,7 @@ abstract class WaitingChannel implements Channel, Watcher {
 
   /** Rejects the pending `receive` (abort or close); sending still works until `close`. */
   #stopWaiting(): void {
-    const w = this.#waiter;
-    this.#waiter = null;
-    w?.reject(this.#abortError());
+    this.#take()?.reject(this.#abortError());
   }
 
   close(): void {

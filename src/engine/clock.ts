@@ -1,15 +1,18 @@
 /**
  * The transfer clock. A timer per wait (setTimeout + clearTimeout) costs more than the rest of a
- * lock-step round trip in Deno, so every channel shares one coarse clock: while anything watches
- * it, an interval ticks, reads the time once and lets each watcher expire what is due. Deadlines
- * are therefore accurate to one tick. Engines and channels read time only through a
- * {@linkcode Clock} they are given, so tests run on the same logic as production.
+ * lock-step round trip in Deno, so every channel shares one ticking clock: while anything watches
+ * it, an interval ticks and lets each watcher expire what is due. Deadlines are therefore met to
+ * within one tick, while readings (`now()`, from `performance.now()`, about 0.1 µs) are exact, so
+ * round trips of a fraction of a millisecond are measured as such. Engines and channels read time
+ * only through a {@linkcode Clock} they are given, so tests run on the same logic as production.
  *
  * @module
  */
 
 /** A source of milliseconds for deadlines. */
 export interface Clock {
+  /** Milliseconds between ticks: deadlines closer than this need a timer of their own. */
+  readonly tickMs: number;
   /** Milliseconds, monotonic enough for deadlines. */
   now(): number;
   /** Starts calling `watcher.expire(now)` every tick. */
@@ -25,13 +28,13 @@ export interface Watcher {
 }
 
 /**
- * A clock that ticks every `tickMs` while anything watches it.
+ * A clock that ticks every `tickMs` while anything watches it; `now()` is `performance.now()`.
  *
  * @example
  * ```ts
- * import { CoarseClock } from "./clock.ts";
+ * import { TickingClock } from "./clock.ts";
  * import { ok } from "node:assert/strict";
- * const clock = new CoarseClock(20);
+ * const clock = new TickingClock(20);
  * const seen: number[] = [];
  * const watcher = { expire: (now: number) => void seen.push(now) };
  * clock.watch(watcher);
@@ -40,10 +43,9 @@ export interface Watcher {
  * ok(seen.length >= 2);
  * ```
  */
-export class CoarseClock implements Clock {
+export class TickingClock implements Clock {
   /** Milliseconds between ticks. */
   readonly tickMs: number;
-  #now = Date.now();
   #watchers = new Set<Watcher>();
   #timer: ReturnType<typeof setInterval> | undefined;
 
@@ -53,14 +55,12 @@ export class CoarseClock implements Clock {
   }
 
   now(): number {
-    // Between ticks the last reading is good enough; with nothing watching, read the time.
-    return this.#timer === undefined ? Date.now() : this.#now;
+    return performance.now();
   }
 
   watch(watcher: Watcher): void {
     this.#watchers.add(watcher);
     if (this.#timer === undefined) {
-      this.#now = Date.now();
       this.#timer = setInterval(() => this.#tick(), this.tickMs);
     }
   }
@@ -74,10 +74,10 @@ export class CoarseClock implements Clock {
   }
 
   #tick(): void {
-    this.#now = Date.now();
-    for (const w of this.#watchers) w.expire(this.#now);
+    const now = performance.now();
+    for (const w of this.#watchers) w.expire(now);
   }
 }
 
 /** The clock every channel uses unless given another: 20 ms ticks. */
-export const transferClock: CoarseClock = new CoarseClock(20);
+export const transferClock: TickingClock = new TickingClock(20);

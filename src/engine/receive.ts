@@ -20,7 +20,7 @@ import type { BlockSink } from "./blocks.ts";
 import { type Channel, packets } from "./channel.ts";
 import { exchange } from "./exchange.ts";
 import type { Rto } from "./rto.ts";
-import { newStats, type TransferStats } from "./settings.ts";
+import { newState, newStats, type TransferState, type TransferStats } from "./settings.ts";
 import { type Negotiated } from "../wire/options.ts";
 
 /** Options of {@linkcode receiveBlocks}. */
@@ -37,6 +37,8 @@ export interface ReceiveOptions {
   expectBytes?: number;
   /** Counters, updated as the transfer goes (default: fresh ones). */
   stats?: TransferStats;
+  /** Kept up to date for the server (answered, last heard, final ACK sent). */
+  state?: TransferState;
   /** Called after each acknowledged window with the payload bytes received so far. */
   onProgress?: (bytes: number) => void;
 }
@@ -71,15 +73,22 @@ export async function receiveBlocks(
   const { blksize, windowsize } = negotiated;
   const { rto, onProgress } = options;
   const stats = options.stats ?? newStats();
+  const state = options.state ?? newState();
   const clock = channel.clock;
   const maxBytes = options.maxBytes ?? Infinity;
   let expected = 1;
   let lastAck = options.reply ?? null;
+  let acked = 0; // the last block acknowledged
   let inWindow = 0;
-  let outOfOrder = 0;
+  let repeats = 0; // acknowledged blocks sent again since the last new one
+  // Blocks that came before their turn (reordered on the way), kept until it comes: a
+  // reordered pair then costs nothing, where dropping the early block would cost a window.
+  const early = new Map<number, Uint8Array>();
+  let gapAckAt = -1; // when to report a gap that no late block has filled, or -1
   // When the last ACK went out (for round-trip samples: ACK out, next DATA in), else -1.
   let ackedAt = -1;
   let deadline = 0;
+  const until = () => (gapAckAt < 0 ? deadline : Math.min(deadline, gapAckAt));
   let first = options.first;
   if (!first && options.reply) {
     first = await exchange(channel, options.reply, isData, rto, {
@@ -89,12 +98,24 @@ export async function receiveBlocks(
     });
   }
 
-  for await (const packet of packets(channel, () => deadline, first)) {
+  for await (const packet of packets(channel, until, first)) {
     if (packet === null) {
       ackedAt = -1;
+      if (gapAckAt >= 0 && gapAckAt < deadline) {
+        // A block is still missing a round trip after a later one came: ask for it (RFC 7440).
+        gapAckAt = -1;
+        inWindow = 0;
+        lastAck = ack(expected - 1);
+        acked = expected - 1;
+        await channel.send(lastAck);
+        continue;
+      }
       if (!rto.retry()) throw new TimeoutError(`no DATA block ${expected} ${rto.describe()}`);
+      if (expected > 1) lastAck = ack(expected - 1);
       if (lastAck) {
         stats.retransmits++;
+        inWindow = 0;
+        acked = expected - 1;
         await channel.send(lastAck);
       }
       deadline = clock.now() + rto.ms;
@@ -107,67 +128,82 @@ export async function receiveBlocks(
       throw new PeerError(e.code, e.message);
     }
     if (op !== Opcode.DATA || packet.length < 4) continue;
-    const block = blockOf(packet);
-    if (block !== (expected & 0xffff)) {
-      // A repeated block (our ACK was lost) or a gap: ACK the last block we have, at once and
-      // then once per window's worth of further out-of-order blocks, so a burst does not draw a
-      // burst of ACKs but a window that is resent again (its ACK lost again) is answered again.
-      if (outOfOrder % windowsize === 0) {
-        if (expected > 1 || !lastAck) lastAck = ack(expected - 1);
-        stats.retransmits++;
-        await channel.send(lastAck);
+    const ahead = (blockOf(packet) - expected) & 0xffff;
+    if (ahead !== 0) {
+      if (ahead < windowsize) {
+        if (packet.length - 4 <= blksize && !early.has(expected + ahead)) {
+          early.set(expected + ahead, packet.slice(4));
+        }
+        if (gapAckAt < 0) gapAckAt = clock.now() + rto.settleMs;
+      } else if (expected - (0x10000 - ahead) <= acked) {
+        // A block we acknowledged came again: our ACK was lost. Answer at once, then once per
+        // window's worth, so a resent window draws one ACK, not a burst.
+        if (repeats % windowsize === 0 && lastAck) {
+          stats.retransmits++;
+          await channel.send(lastAck);
+        }
+        repeats++;
       }
-      outOfOrder++;
-      inWindow = 0;
+      // Anything else is a copy of a block of this window already here: nothing to answer.
       continue;
     }
-    const length = packet.length - 4;
-    const final = length < blksize;
-    if (length > blksize) {
-      throw new RefusedError(ErrorCode.ILLEGAL_OPERATION, `DATA larger than blksize ${blksize}`);
+    let data = packet.subarray(4);
+    for (;;) {
+      const length = data.length;
+      const final = length < blksize;
+      if (length > blksize) {
+        throw new RefusedError(ErrorCode.ILLEGAL_OPERATION, `DATA larger than blksize ${blksize}`);
+      }
+      const total = stats.bytes + length;
+      if (total > maxBytes) {
+        throw new RefusedError(ErrorCode.DISK_FULL, `upload exceeds ${maxBytes} bytes`);
+      }
+      const expect = options.expectBytes;
+      if (expect !== undefined && (final ? total !== expect : total > expect)) {
+        throw new RefusedError(
+          ErrorCode.ILLEGAL_OPERATION,
+          `received ${final ? "" : "more than "}${total} bytes, tsize announced ${expect}`,
+        );
+      }
+      try {
+        const r = sink.write(data);
+        if (r) await r;
+        if (final) await sink.finish();
+      } catch (e) {
+        throw asTftpError(e, "write error");
+      }
+      if (ackedAt >= 0) {
+        rto.sample(clock.now() - ackedAt);
+        ackedAt = -1;
+      } else rto.progress();
+      state.answered = true;
+      state.heardAt = clock.now();
+      stats.bytes = total;
+      stats.blocks++;
+      const block = expected++;
+      if (final) {
+        state.ending = true;
+        await channel.send(ack(block));
+        onProgress?.(stats.bytes);
+        return stats;
+      }
+      if (++inWindow >= windowsize) {
+        inWindow = 0;
+        acked = block;
+        lastAck = ack(block);
+        await channel.send(lastAck);
+        ackedAt = clock.now();
+        onProgress?.(stats.bytes);
+      }
+      const next = early.get(expected);
+      if (next === undefined) break;
+      early.delete(expected);
+      data = next;
     }
-    if (stats.bytes + length > maxBytes) {
-      throw new RefusedError(ErrorCode.DISK_FULL, `upload exceeds ${maxBytes} bytes`);
-    }
-    const total = stats.bytes + length;
-    if (
-      options.expectBytes !== undefined &&
-      (final ? total !== options.expectBytes : total > options.expectBytes)
-    ) {
-      throw new RefusedError(
-        ErrorCode.ILLEGAL_OPERATION,
-        `received ${
-          final ? "" : "more than "
-        }${total} bytes, tsize announced ${options.expectBytes}`,
-      );
-    }
-    try {
-      const r = sink.write(packet.subarray(4));
-      if (r) await r;
-      if (final) await sink.finish();
-    } catch (e) {
-      throw asTftpError(e, "write error");
-    }
-    if (ackedAt >= 0) {
-      rto.sample(clock.now() - ackedAt);
-      ackedAt = -1;
-    } else rto.progress();
-    stats.bytes = total;
-    stats.blocks++;
-    expected++;
-    outOfOrder = 0;
-    if (final) {
-      await channel.send(ack(block));
-      onProgress?.(stats.bytes);
-      return stats;
-    }
-    if (++inWindow >= windowsize) {
-      inWindow = 0;
-      lastAck = ack(block);
-      await channel.send(lastAck);
-      ackedAt = clock.now();
-      onProgress?.(stats.bytes);
-    }
+    repeats = 0;
+    // A block that came early past a hole still waiting keeps the gap timer going.
+    if (early.size === 0) gapAckAt = -1;
+    else if (gapAckAt < 0) gapAckAt = clock.now() + rto.settleMs;
   }
   throw new TftpError("unreachable: a channel's packets never end");
 }

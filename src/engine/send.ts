@@ -13,12 +13,9 @@ import type { BlockSource } from "./blocks.ts";
 import { type Channel, packets } from "./channel.ts";
 import { exchange } from "./exchange.ts";
 import type { Rto } from "./rto.ts";
-import { newStats, type TransferStats } from "./settings.ts";
-import { type Negotiated } from "../wire/options.ts";
+import { newState, newStats, type TransferState, type TransferStats } from "./settings.ts";
+import type { Negotiated } from "../wire/options.ts";
 import { SendWindow } from "./window.ts";
-
-/** How long after going back an ACK inside the window is taken for a stale one (see below). */
-const SETTLE_MS = 40;
 
 /** Options of {@linkcode sendBlocks}. */
 export interface SendOptions {
@@ -28,6 +25,8 @@ export interface SendOptions {
   oack?: Uint8Array;
   /** Counters, updated as the transfer goes (default: fresh ones). */
   stats?: TransferStats;
+  /** Kept up to date for the server (answered, last heard, every block sent). */
+  state?: TransferState;
   /** Called after each acknowledged window with the payload bytes acknowledged so far. */
   onProgress?: (bytes: number) => void;
 }
@@ -61,6 +60,7 @@ export async function sendBlocks(
   const { blksize, windowsize } = negotiated;
   const { rto, onProgress } = options;
   const stats = options.stats ?? newStats();
+  const state = options.state ?? newState();
   const clock = channel.clock;
   if (options.oack) {
     await exchange(channel, options.oack, isAck0, rto, {
@@ -68,25 +68,35 @@ export async function sendBlocks(
       sent: "OACKs",
       stats,
     });
+    state.answered = true;
+    state.heardAt = clock.now();
     onProgress?.(0);
   }
   const w = new SendWindow(blksize, windowsize);
   const sends: Promise<void>[] = [];
-  // 0: no duplicate ACK yet; 1: one ignored; 2: window resent for this base.
+  // 0: no duplicate ACK yet; 1: one ignored; 2: acted on for this base.
   let duplicates = 0;
   let deadline = 0;
   // When the window last went out with new blocks only (for round-trip samples), else -1.
   let sentFreshAt = -1;
-  // Gap handling (RFC 7440: an ACK inside the window means "resend from the block after it").
-  // Right after going back, copies sent before are still arriving, and some receivers (atftp)
-  // answer each old copy with an ACK inside the window again; with large windows, going back on
-  // those would resend the same blocks over and over. So with windows over 16 blocks, within
-  // SETTLE_MS of the last rewind a gap only slides the window, and if the window has not moved
-  // past it when SETTLE_MS are up, we go back then. Small windows go back at once: few blocks
-  // are in flight, and waiting would cost more than the odd extra copy.
-  const settleMs = windowsize > 16 ? SETTLE_MS : 0;
+  // Gaps (RFC 7440: an ACK inside the window means "send again from the block after it"). Such
+  // an ACK is not always a loss: receivers such as atftp also answer a repeated or reordered DATA
+  // with an ACK of where they are, and the copies that going back sends draw more of them; going
+  // back on each sends the same blocks over and over (BENCHMARKS.md). So the window goes
+  // back at most once per round trip: a gap (or a second duplicate ACK) within a round trip of
+  // the last rewind only slides the window, and if the window has not moved past it a round trip
+  // later, it goes back then.
   let rewoundAt = -Infinity;
-  let pendingGap = -1; // base at a deferred gap, or -1
+  let gap = -1; // the base at a deferred gap, or -1
+  let gapDeadline = 0;
+  const goBack = () => {
+    const now = clock.now();
+    if (now - rewoundAt >= rto.settleMs) rewind();
+    else if (gap < 0) {
+      gap = w.base;
+      gapDeadline = rewoundAt + rto.settleMs;
+    }
+  };
 
   const sendWindow = async () => {
     let fresh = true;
@@ -106,20 +116,22 @@ export async function sendBlocks(
     const now = clock.now();
     sentFreshAt = fresh ? now : -1;
     deadline = now + rto.ms;
+    if (w.sent >= w.last) state.ending = true;
   };
   const rewind = () => {
     w.rewind();
     rewoundAt = clock.now();
+    gap = -1;
   };
-  const until = () => (pendingGap < 0 ? deadline : Math.min(deadline, rewoundAt + settleMs));
+  const until = () => (gap < 0 ? deadline : Math.min(deadline, gapDeadline));
 
   await sendWindow();
   for await (const packet of packets(channel, until)) {
     if (packet === null) {
-      if (pendingGap >= 0 && rewoundAt + settleMs < deadline) {
-        // The settle time is up and the window has not moved past the gap: go back now.
-        if (w.base === pendingGap) rewind();
-        pendingGap = -1;
+      if (gap >= 0 && gapDeadline < deadline) {
+        // A round trip after the deferred gap, the window has not moved past it: go back now.
+        if (w.base === gap) rewind();
+        else gap = -1;
       } else {
         if (!rto.retry()) {
           // Every block was sent and no ACK for the last window came: most clients do not stay
@@ -130,7 +142,6 @@ export async function sendBlocks(
           throw new TimeoutError(`no ACK for block ${w.base} ${rto.describe()}${tail}`);
         }
         rewind();
-        pendingGap = -1;
         duplicates = 0;
       }
     } else if (opcodeOf(packet) === Opcode.ACK && packet.length >= 4) {
@@ -138,23 +149,18 @@ export async function sendBlocks(
       const result = w.ack(blockOf(packet));
       if (result === "duplicate") {
         // The first duplicate is ignored (Sorcerer's Apprentice: it is most often the echo of an
-        // ACK that was duplicated or of a DATA we sent twice); a second one means the peer
-        // really misses the block, and the (adaptive) timeout covers the rest.
-        if (duplicates === 1) rewind();
+        // ACK that was duplicated or of a DATA we sent twice); a second one is a gap at the
+        // window's base, and the (adaptive) timeout covers the rest.
+        if (duplicates === 1) goBack();
         if (duplicates < 2) duplicates++;
       } else if (result !== "stale") {
-        if (result === "gap") {
-          if (clock.now() - rewoundAt >= settleMs) {
-            rewind();
-            pendingGap = -1;
-          } else {
-            pendingGap = w.base;
-          }
-        } else if (pendingGap >= 0 && w.base > pendingGap) {
-          pendingGap = -1;
-        }
-        if (result === "progress" && sentFreshAt >= 0) rto.sample(clock.now() - sentFreshAt);
+        const now = clock.now();
+        if (gap >= 0 && w.base > gap) gap = -1;
+        if (result === "gap") goBack();
+        if (result === "progress" && sentFreshAt >= 0) rto.sample(now - sentFreshAt);
         else rto.progress();
+        state.answered = true;
+        state.heardAt = now;
         duplicates = 0;
         stats.blocks += w.base - before;
         if (result === "done") {
@@ -167,6 +173,16 @@ export async function sendBlocks(
       }
     } else if (opcodeOf(packet) === Opcode.ERROR) {
       const e = readError(packet);
+      // A client that knows the size may end with ERROR 0 once it holds every byte instead of
+      // waiting for the last block (pxelinux does, when the size is a multiple of blksize).
+      const size = negotiated.tsize;
+      if (e.code === 0 && size !== undefined && w.sent >= Math.ceil(size / blksize)) {
+        stats.blocks = Math.ceil(size / blksize);
+        stats.bytes = size;
+        stats.note = `the client ended with ERROR 0 "${e.message}" once it had every byte`;
+        onProgress?.(stats.bytes);
+        return stats;
+      }
       throw new PeerError(e.code, e.message);
     }
     // Anything else from the peer (a stray DATA, an OACK) is ignored, as RFC 1350 allows.

@@ -6,6 +6,7 @@
 
 import type { FileSource } from "../storage/source.ts";
 import type { PortRange } from "./addresses.ts";
+import { USUAL_CLIENT_TIMEOUT_MS } from "../engine/rto.ts";
 import { DEFAULT_RETRIES, DEFAULT_TIMEOUT_MS } from "../engine/settings.ts";
 import type { TransferRecord } from "./record.ts";
 
@@ -30,8 +31,16 @@ export interface ServerOptions {
   maxWindowBytes?: number;
   /** Retransmission timeout in ms when the client asks for none (default 1000). */
   timeoutMs?: number;
-  /** Retransmissions before a transfer is given up (default 5). */
+  /**
+   * Retransmissions at the full timeout before an unanswered reply is given up (default 5; a
+   * client that has answered is given up after max(timeout × (retries + 1), 10 × its timer)).
+   */
   retries?: number;
+  /**
+   * The retransmission timer assumed for clients that negotiate no `timeout`, in ms (default
+   * 5000, what U-Boot, atftp and tftp-hpa use): a silent client is waited for 10 of them.
+   */
+  clientTimeoutMs?: number;
   /** Largest upload in bytes. */
   maxUploadSize?: number;
   /** Transfers at once (default 512); more get ERROR 3. */
@@ -59,6 +68,7 @@ export const DEFAULTS = {
   maxWindowsize: 64,
   timeoutMs: DEFAULT_TIMEOUT_MS,
   retries: DEFAULT_RETRIES,
+  clientTimeoutMs: USUAL_CLIENT_TIMEOUT_MS,
   maxSessions: 512,
   maxSessionsPerClient: 64,
   graceMs: 5000,

@@ -6,6 +6,8 @@
  */
 
 import { MuxChannel, SocketChannel } from "../engine/channel.ts";
+import { transferClock } from "../engine/clock.ts";
+import { newState, type TransferState } from "../engine/settings.ts";
 import { sendError } from "../engine/fail.ts";
 import { asTftpError, describeError, ErrorCode, RefusedError, type TftpError } from "../errors.ts";
 import { getLogger } from "../log.ts";
@@ -30,8 +32,10 @@ interface Session {
   mux?: MuxChannel;
   done: Promise<unknown>;
   host: string;
-  /** The peer answered our first reply: a request from it now is a new transfer. */
-  answered: boolean;
+  /** The request that started it (a copy). */
+  request: Uint8Array;
+  /** Kept up to date by the engine. */
+  state: TransferState;
 }
 
 /**
@@ -172,7 +176,7 @@ export class Server {
     const session = this.#sessions.get(key);
     const op = opcodeOf(data);
     const isRequest = op === Opcode.RRQ || op === Opcode.WRQ;
-    if (session?.mux && !(isRequest && session.answered)) {
+    if (session?.mux && !isRequest) {
       session.mux.push(data);
       return;
     }
@@ -199,10 +203,14 @@ export class Server {
       return;
     }
     if (session) {
-      // The client repeated its request before our first reply reached it: that transfer answers.
-      if (!session.answered) return;
-      // The client has moved on (it answered the old transfer, and a TID takes part in one
-      // transfer at a time): end the old one quietly and serve the new request.
+      if (this.#isRepeat(session, data)) {
+        log.debug("{peer} repeated its request: the running transfer answers it", {
+          peer: formatAddr(peer),
+        });
+        return;
+      }
+      // The client has moved on (a TID takes part in one transfer at a time): end the old
+      // transfer quietly and serve the new request.
       log.debug("{peer} sent a new request: ending its previous transfer", {
         peer: formatAddr(peer),
       });
@@ -226,7 +234,21 @@ export class Server {
       });
       return refuse(ErrorCode.DISK_FULL, "too many transfers from your address, try again later");
     }
-    this.#startSession(key, conn, peer, request);
+    this.#startSession(key, conn, peer, request, data);
+  }
+
+  /**
+   * Is a request from the port of a running transfer a late copy of the one that started it?
+   * Yes until the client has answered our first reply, and afterwards while the transfer moves:
+   * the same bytes, not yet at its end, and the client heard from within two timeouts. A client
+   * that reuses its port for a new request (after its last transfer, or after giving up on it)
+   * sends other bytes, or finds the old transfer ending or silent.
+   */
+  #isRepeat(session: Session, data: Uint8Array): boolean {
+    const s = session.state;
+    if (!s.answered) return true;
+    if (s.ending || !sameBytes(session.request, data)) return false;
+    return transferClock.now() - s.heardAt < 2 * this.#options.timeoutMs;
   }
 
   #startSession(
@@ -234,13 +256,15 @@ export class Server {
     conn: Deno.DatagramConn,
     peer: Deno.NetAddr,
     request: RequestPacket,
+    data: Uint8Array,
   ): void {
     const controller = new AbortController();
     const session: Session = {
       controller,
       done: Promise.resolve(),
       host: peer.hostname,
-      answered: false,
+      request: data.slice(),
+      state: newState(),
     };
     this.#sessions.set(key, session);
     this.#perHost.set(peer.hostname, (this.#perHost.get(peer.hostname) ?? 0) + 1);
@@ -298,10 +322,10 @@ export class Server {
       }
     }
     const { record, closed } = await run(prepared, channel, {
-      knobs: { timeoutMs: o.timeoutMs, retries: o.retries },
+      knobs: { timeoutMs: o.timeoutMs, retries: o.retries, peerTimeoutMs: o.clientTimeoutMs },
       signal,
       maxUploadSize: o.maxUploadSize,
-      onAnswered: () => (session.answered = true),
+      state: session.state,
     });
     this.#recorded(record);
     await closed;
@@ -369,6 +393,12 @@ export class Server {
     this.#options.source.close?.();
     this.#finished();
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 function isAll(hostname: string | undefined): boolean {

@@ -12,7 +12,7 @@ import { sendError } from "../engine/fail.ts";
 import { dally, receiveBlocks } from "../engine/receive.ts";
 import { Rto } from "../engine/rto.ts";
 import { sendBlocks } from "../engine/send.ts";
-import { type Knobs, newStats } from "../engine/settings.ts";
+import { type Knobs, newState, newStats, type TransferState } from "../engine/settings.ts";
 import { type Negotiated } from "../wire/options.ts";
 import {
   AbortedError,
@@ -169,8 +169,8 @@ export interface RunOptions {
   signal: AbortSignal;
   /** Largest upload in bytes. */
   maxUploadSize?: number;
-  /** Called once the client has answered the first reply (the transfer is under way). */
-  onAnswered?: () => void;
+  /** Kept up to date by the engine, for the server's view of the transfer. */
+  state?: TransferState;
 }
 
 /** What {@linkcode run} resolves with. */
@@ -201,13 +201,13 @@ export async function run(
   const { record, negotiated } = t;
   const stats = newStats();
   const timeoutMs = negotiated.timeoutMs ?? options.knobs.timeoutMs;
-  const rto = new Rto(timeoutMs, options.knobs.retries);
-  let answered = false;
-  const onProgress = () => {
-    if (answered) return;
-    answered = true;
-    options.onAnswered?.();
-  };
+  const rto = new Rto({
+    timeoutMs,
+    retries: options.knobs.retries,
+    // A negotiated timeout is the client's retransmission timer too (RFC 2349).
+    peerTimeoutMs: negotiated.timeoutMs ?? options.knobs.peerTimeoutMs,
+  });
+  const state = options.state ?? newState();
   let dallying: Promise<void> | undefined;
   try {
     if (t.op === "RRQ") {
@@ -218,7 +218,7 @@ export async function run(
         handle,
         chunkSizeFor(negotiated.blksize, negotiated.windowsize, size),
       );
-      await sendBlocks(channel, chunks, negotiated, { rto, oack: t.oack, stats, onProgress });
+      await sendBlocks(channel, chunks, negotiated, { rto, oack: t.oack, stats, state });
     } else {
       const writer = new ChunkWriter(
         t.writer!,
@@ -231,7 +231,7 @@ export async function run(
         stats,
         maxBytes: options.maxUploadSize,
         expectBytes: t.mode === "octet" ? negotiated.tsize : undefined,
-        onProgress,
+        state,
       });
       // Stay for a repeated final DATA: twice the timeout, so that a sender retransmitting after
       // the same timeout (as when the timeout option was negotiated) is still answered.
@@ -241,7 +241,7 @@ export async function run(
   } catch (e) {
     const err = asTftpError(e, t.op === "RRQ" ? "read error" : "write error", options.signal);
     record.error = describeError(err);
-    record.outcome = outcomeOf(err, t.op === "RRQ" && !!t.oack && !answered);
+    record.outcome = outcomeOf(err, t.op === "RRQ" && !!t.oack && !state.answered);
     if (!(err instanceof AbortedError && err.cause === SUPERSEDED)) {
       await sendError((p) => channel.send(p), err);
     }
@@ -250,6 +250,7 @@ export async function run(
   t.reader?.close();
   record.bytes = stats.bytes;
   record.retransmits = stats.retransmits;
+  if (stats.note) record.note = stats.note;
   finishRecord(record, t.started);
   reportTransfer(record);
   const closed = (dallying ?? Promise.resolve()).finally(() => channel.close());

@@ -27,11 +27,16 @@ import {
 } from "./memory_channel.ts";
 
 /** What a test transfer runs with: negotiated settings plus the local knobs. */
-export type TransferSettings = Negotiated & Knobs;
+export type TransferSettings = Negotiated & Knobs & { settleMs?: number };
 
 /** A fresh retransmission timer for `s`. */
 export function rtoFor(s: TransferSettings): Rto {
-  return new Rto(s.timeoutMs, s.retries);
+  return new Rto({
+    timeoutMs: s.timeoutMs,
+    retries: s.retries,
+    peerTimeoutMs: s.timeoutMs,
+    settleMs: s.settleMs,
+  });
 }
 
 /** {@linkcode sendBlocks} with a timer for `s`. */

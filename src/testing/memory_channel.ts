@@ -108,6 +108,7 @@ export class MemoryChannel implements Channel {
   #rng: () => number;
   #inbox: Uint8Array[] = [];
   #waiter: Waiter | null = null;
+  #timer: ReturnType<typeof setTimeout> | undefined;
   #held: Uint8Array | null = null;
   #holdTimer: ReturnType<typeof setTimeout> | undefined;
   #closed = false;
@@ -151,11 +152,19 @@ export class MemoryChannel implements Channel {
     return this.#inbox.length;
   }
 
+  #takeWaiter(): Waiter | null {
+    const w = this.#waiter;
+    this.#waiter = null;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    return w;
+  }
+
   /** Called on every clock tick: a waiter whose deadline passed gets `null`. */
   expire(now: number): void {
     const w = this.#waiter;
     if (w && now >= w.deadline) {
-      this.#waiter = null;
+      this.#takeWaiter();
       this.timeouts++;
       w.resolve(null);
     }
@@ -225,9 +234,8 @@ export class MemoryChannel implements Channel {
   /** @internal Puts a datagram into this end's inbox (or hands it to the waiting receive). */
   deliver(bytes: Uint8Array): void {
     if (this.#closed) return;
-    const w = this.#waiter;
+    const w = this.#takeWaiter();
     if (w) {
-      this.#waiter = null;
       this.received++;
       w.resolve(bytes);
       return;
@@ -245,6 +253,11 @@ export class MemoryChannel implements Channel {
     }
     return new Promise((resolve, reject) => {
       this.#waiter = { resolve, reject, deadline };
+      // As the real channels do: a deadline closer than a tick gets a timer of its own.
+      const left = deadline - this.clock.now();
+      if (left < this.clock.tickMs) {
+        this.#timer = setTimeout(() => this.expire(this.clock.now()), Math.max(0, left));
+      }
     });
   }
 
@@ -256,8 +269,7 @@ export class MemoryChannel implements Channel {
     this.#holdTimer = undefined;
     this.#held = null;
     this.#inbox.length = 0;
-    const w = this.#waiter;
-    this.#waiter = null;
+    const w = this.#takeWaiter();
     w?.reject(new AbortedError("channel closed"));
   }
 
