@@ -100,10 +100,20 @@ export interface LoggingOptions {
 /**
  * Configures logging for an application (the CLI calls this once).
  *
- * @example
- * ```ts ignore
- * import { setupLogging } from "./log.ts";
- * await setupLogging({ level: "debug", format: "json" });
+ * @example JSON lines, to standard output unless `write` is given
+ * ```ts
+ * import { getLogger, setupLogging } from "./log.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const lines: string[] = [];
+ * await setupLogging({ level: "debug", format: "json", write: (line) => lines.push(line) });
+ * getLogger("server").debug("listening on {port}", { port: 6969, event: "listening" });
+ *
+ * const record = JSON.parse(lines[0]);
+ * equal(record.level, "debug");
+ * equal(record.logger, "server");
+ * equal(record.msg, "listening on 6969");
+ * equal(record.event, "listening");
  * ```
  */
 export async function setupLogging(options: LoggingOptions = {}): Promise<void> {

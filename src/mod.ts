@@ -8,29 +8,44 @@
  * unstable feature (`"unstable": ["net"]` in deno.json) for `Deno.listenDatagram`.
  *
  * @example Serve a directory until aborted
- * ```ts ignore
+ * ```ts
  * import { DirectorySource, serve } from "@tftpkit/tftpkit";
+ * import { ok } from "node:assert/strict";
  *
+ * const dir = await Deno.makeTempDir(); // e.g. "/srv/tftp"
  * const controller = new AbortController();
  * const server = await serve({
- *   source: await DirectorySource.open("/srv/tftp", { write: true }),
+ *   source: await DirectorySource.open(dir, { write: true }),
  *   hostname: "127.0.0.1",
- *   port: 6969,
+ *   port: 0, // any free port; TFTP's own is 69
  *   signal: controller.signal,
  * });
- * console.log(`listening on port ${server.port}`);
+ * ok(server.port > 0);
  * // … later
  * controller.abort();
  * await server.finished;
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @example Download and upload
- * ```ts ignore
- * import { get, put } from "@tftpkit/tftpkit";
+ * ```ts
+ * import { DirectorySource, get, put, serve } from "@tftpkit/tftpkit";
+ * import { deepEqual } from "node:assert/strict";
  *
- * const target = { hostname: "127.0.0.1", port: 6969 };
- * const bytes = await get(target, "pxelinux.0");
- * await put(target, "backup.cfg", new TextEncoder().encode("hostname sw1\n"));
+ * const dir = await Deno.makeTempDir();
+ * const server = await serve({
+ *   source: await DirectorySource.open(dir, { write: true }),
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ *
+ * const target = { hostname: "127.0.0.1", port: server.port };
+ * const config = new TextEncoder().encode("hostname sw1\n");
+ * await put(target, "backup.cfg", config);
+ * deepEqual(await get(target, "backup.cfg"), config);
+ *
+ * await server.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  *
  * @module

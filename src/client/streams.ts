@@ -12,9 +12,24 @@ import type { ReadHandle } from "../storage/source.ts";
  * Downloads `remote` into memory.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { get } from "./streams.ts";
- * const bytes = await get({ hostname: "127.0.0.1", port: 6969 }, "hello.txt");
+ * import { DirectorySource, serve } from "../mod.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
+ * const server = await serve({
+ *   source: await DirectorySource.open(dir),
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ *
+ * const bytes = await get({ hostname: "127.0.0.1", port: server.port }, "hello.txt");
+ * equal(new TextDecoder().decode(bytes), "hello\n");
+ *
+ * await server.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function get(
@@ -43,10 +58,34 @@ export async function get(
 /**
  * Downloads `remote` into a `WritableStream` (closed at the end, aborted on failure).
  *
- * @example
- * ```ts ignore
+ * @example Download into a file
+ * ```ts
  * import { getToStream } from "./streams.ts";
- * await getToStream({ hostname: "127.0.0.1", port: 6969 }, "image.bin", Deno.stdout.writable);
+ * import { DirectorySource, serve } from "../mod.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const image = new Uint8Array(100_000).map((_, i) => i % 251);
+ * await Deno.writeFile(`${dir}/image.bin`, image);
+ * const server = await serve({
+ *   source: await DirectorySource.open(dir),
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ *
+ * // Any WritableStream will do: Deno.stdout.writable, a file's, a CompressionStream's.
+ * const local = await Deno.open(`${dir}/copy.bin`, { write: true, create: true });
+ * const result = await getToStream(
+ *   { hostname: "127.0.0.1", port: server.port },
+ *   "image.bin",
+ *   local.writable, // closed at the end
+ * );
+ * equal(result.bytes, image.length);
+ * equal(result.tsize, image.length);
+ * deepEqual(await Deno.readFile(`${dir}/copy.bin`), image);
+ *
+ * await server.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function getToStream(
@@ -71,10 +110,30 @@ export async function getToStream(
 /**
  * Uploads bytes or a stream as `remote`.
  *
- * @example
- * ```ts ignore
+ * @example Upload bytes, and a stream of unknown length
+ * ```ts
  * import { put } from "./streams.ts";
- * await put({ hostname: "127.0.0.1", port: 6969 }, "hello.txt", new TextEncoder().encode("hi\n"));
+ * import { DirectorySource, serve } from "../mod.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * const server = await serve({
+ *   source: await DirectorySource.open(dir, { write: true }),
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ * const target = { hostname: "127.0.0.1", port: server.port };
+ *
+ * await put(target, "hello.txt", new TextEncoder().encode("hi\n"));
+ * equal(await Deno.readTextFile(`${dir}/hello.txt`), "hi\n");
+ *
+ * const stream = ReadableStream.from(["one ", "two\n"]).pipeThrough(new TextEncoderStream());
+ * const result = await put(target, "log.txt", stream);
+ * equal(result.tsize, undefined); // a stream's size is not known in advance
+ * equal(await Deno.readTextFile(`${dir}/log.txt`), "one two\n");
+ *
+ * await server.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export function put(

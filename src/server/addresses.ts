@@ -99,9 +99,16 @@ function isLinkLocal(address: string): boolean {
  * permissions granted (see the module documentation). Never prompts for a permission.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { localAddresses } from "./addresses.ts";
- * console.log(await localAddresses()); // ["127.0.0.1", "10.0.0.5", "::1"]
+ * import { ok } from "node:assert/strict";
+ *
+ * // e.g. ["127.0.0.1", "10.0.0.5", "::1"]; null without --allow-sys=networkInterfaces
+ * // (or, on Linux, read access to /proc/net).
+ * const all = await localAddresses();
+ * ok(all?.includes("127.0.0.1"));
+ * const ipv4 = await localAddresses("ipv4");
+ * ok(ipv4 && ipv4.every((a) => !a.includes(":")));
  * ```
  */
 export async function localAddresses(family: "any" | "ipv4" = "any"): Promise<string[] | null> {
@@ -131,9 +138,17 @@ export async function localAddresses(family: "any" | "ipv4" = "any"): Promise<st
  * Binds a UDP socket, turning the usual failures into a clear {@linkcode BindError}.
  *
  * @example
- * ```ts ignore
- * import { bindUdp } from "./addresses.ts";
- * const conn = bindUdp("127.0.0.1", 6969);
+ * ```ts
+ * import { BindError, bindUdp } from "./addresses.ts";
+ * import { throws } from "node:assert/strict";
+ *
+ * const conn = bindUdp("127.0.0.1", 0); // e.g. port 6969; 0 picks a free one
+ * const { port } = conn.addr as Deno.NetAddr;
+ * throws(() => bindUdp("127.0.0.1", port), (e) => {
+ *   return e instanceof BindError &&
+ *     e.message === `cannot listen on 127.0.0.1:${port}: the port is already in use`;
+ * });
+ * conn.close();
  * ```
  */
 export function bindUdp(hostname: string, port: number): Deno.DatagramConn {
@@ -175,9 +190,16 @@ export interface PortRange {
  * @throws {BindError} When no port in the range is free.
  *
  * @example
- * ```ts ignore
- * import { bindTransferSocket } from "./addresses.ts";
- * const conn = bindTransferSocket("127.0.0.1", { lo: 50000, hi: 50100 });
+ * ```ts
+ * import { BindError, bindTransferSocket } from "./addresses.ts";
+ * import { ok, throws } from "node:assert/strict";
+ *
+ * const conn = bindTransferSocket("127.0.0.1", { lo: 50000, hi: 50999 });
+ * const { port } = conn.addr as Deno.NetAddr;
+ * ok(port >= 50000 && port <= 50999);
+ * // A range whose every port is taken:
+ * throws(() => bindTransferSocket("127.0.0.1", { lo: port, hi: port }), BindError);
+ * conn.close();
  * ```
  */
 export function bindTransferSocket(hostname: string, range?: PortRange): Deno.DatagramConn {

@@ -73,9 +73,31 @@ async function openRegular(path: string, shownAs: string): Promise<ReadHandle> {
  * match wins; otherwise the first in code-point order is used and a warning is logged.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { DirectorySource } from "./files.ts";
- * const source = await DirectorySource.open("/srv/tftp", { write: true });
+ * import { equal, rejects } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir(); // e.g. "/srv/tftp"
+ * await Deno.mkdir(`${dir}/pxelinux.cfg`);
+ * await Deno.writeTextFile(`${dir}/pxelinux.cfg/default`, "DEFAULT linux\n");
+ * const source = await DirectorySource.open(dir, { write: true });
+ * equal(source.describe(), `directory ${source.root} (uploads of new files)`);
+ *
+ * // What the server does with a request: open the name (relative to the root).
+ * const peer: Deno.NetAddr = { transport: "udp", hostname: "10.0.0.9", port: 2000 };
+ * const info = { peer, mode: "octet" };
+ * const file = await source.openRead("/pxelinux.cfg/default", info);
+ * equal(file.size, 14);
+ * file.close();
+ * await rejects(source.openRead("../etc/passwd", info)); // never outside the root
+ *
+ * // Uploads appear under their name only once complete.
+ * const upload = await source.openWrite("new.cfg", info);
+ * await upload.write(new TextEncoder().encode("hostname sw1\n"));
+ * await upload.commit();
+ * equal(await Deno.readTextFile(`${dir}/new.cfg`), "hostname sw1\n");
+ *
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class DirectorySource implements FileSource {
@@ -248,9 +270,24 @@ export class DirectorySource implements FileSource {
  * Serves one file under every requested name (the "give the BMC this floppy image" use).
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { SingleFileSource } from "./files.ts";
- * const source = await SingleFileSource.open("./floppy.img");
+ * import { equal } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeFile(`${dir}/floppy.img`, new Uint8Array(1_474_560));
+ * const source = await SingleFileSource.open(`${dir}/floppy.img`);
+ *
+ * const peer: Deno.NetAddr = { transport: "udp", hostname: "10.0.0.9", port: 2000 };
+ * const info = { peer, mode: "octet" };
+ * for (const name of ["floppy.img", "anything/else.bin"]) {
+ *   const file = await source.openRead(name, info);
+ *   equal(file.name, "floppy.img");
+ *   equal(file.size, 1_474_560);
+ *   file.close();
+ * }
+ *
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class SingleFileSource implements FileSource {

@@ -72,11 +72,37 @@ export interface CacheStats {
  * The cache. Open it with {@linkcode HttpCache.open} and hand it to `HttpFileSource`.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { HttpCache } from "./cache.ts";
- * import { HttpFileSource } from "./origin.ts";
- * const cache = await HttpCache.open("/var/cache/tftpkit", { maxBytes: 2 ** 30, ttlSeconds: 60 });
- * const source = new HttpFileSource("http://boot.example/pxe/", { tree: true, cache });
+ * import { HttpFileSource } from "../../mod.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * let requests = 0; // at the origin: any HTTP server
+ * const origin = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () => {
+ *   requests++;
+ *   return new Response("DEFAULT linux\n");
+ * });
+ * const dir = await Deno.makeTempDir(); // e.g. "/var/cache/tftpkit"
+ * const cache = await HttpCache.open(dir, { maxBytes: 2 ** 30, ttlSeconds: 60 });
+ * const base = `http://127.0.0.1:${origin.addr.port}/pxe/`;
+ * const source = new HttpFileSource(base, { tree: true, cache });
+ *
+ * const peer: Deno.NetAddr = { transport: "udp", hostname: "10.0.0.9", port: 2000 };
+ * for (let i = 0; i < 2; i++) {
+ *   const file = await source.openRead("pxelinux.cfg/default", { peer, mode: "octet" });
+ *   const buf = new Uint8Array(1024);
+ *   let n = 0;
+ *   for (let got; (got = await file.read(buf.subarray(n))) !== null;) n += got;
+ *   file.close();
+ *   equal(new TextDecoder().decode(buf.subarray(0, n)), "DEFAULT linux\n");
+ *   await cache.settled();
+ * }
+ * equal(requests, 1); // the second read came from the cache
+ * equal(cache.stats.hits, 1);
+ *
+ * await source.close(); // closes the cache too
+ * await origin.shutdown();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class HttpCache {

@@ -100,13 +100,32 @@ export function treeUrl(base: URL, name: string, rules: readonly MapRule[] = [])
  * early makes the transfer fail with ERROR 0.
  *
  * @example Serve a tree from an origin, with a cache
- * ```ts ignore
- * import { serve } from "../../mod.ts";
- * import { HttpCache } from "./cache.ts";
+ * ```ts
  * import { HttpFileSource } from "./origin.ts";
- * const cache = await HttpCache.open("/var/cache/tftpkit", { maxBytes: 2 ** 30, ttlSeconds: 60 });
- * const source = new HttpFileSource("http://boot.example/pxe/", { tree: true, cache });
- * const server = await serve({ source, hostname: "0.0.0.0", port: 69, singlePort: true });
+ * import { get, HttpCache, serve } from "../../mod.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * // The origin (e.g. "http://boot.example/"): GET /pxe/NAME for the TFTP name NAME.
+ * const origin = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+ *   const path = new URL(req.url).pathname;
+ *   if (path !== "/pxe/pxelinux.0") return new Response("not found", { status: 404 });
+ *   return new Response(new Uint8Array(40_000).fill(0x90));
+ * });
+ *
+ * const dir = await Deno.makeTempDir(); // e.g. "/var/cache/tftpkit"
+ * const cache = await HttpCache.open(dir, { maxBytes: 2 ** 30, ttlSeconds: 60 });
+ * const base = `http://127.0.0.1:${origin.addr.port}/pxe/`;
+ * const source = new HttpFileSource(base, { tree: true, cache });
+ * // In production: hostname "0.0.0.0", port 69.
+ * const server = await serve({ source, hostname: "127.0.0.1", port: 0, singlePort: true });
+ *
+ * const bytes = await get({ hostname: "127.0.0.1", port: server.port }, "pxelinux.0");
+ * equal(bytes.length, 40_000);
+ *
+ * await server.close();
+ * await source.close(); // closes the cache and the connection pool
+ * await origin.shutdown();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class HttpFileSource implements FileSource {

@@ -101,13 +101,26 @@ export function redactUrl(url: URL): string {
  * decoded (its size is then unknown), any other encoding is refused with ERROR 0.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { OriginClient } from "./origin_client.ts";
+ * import { equal, rejects } from "node:assert/strict";
+ *
+ * const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) =>
+ *   new URL(req.url).pathname === "/pxelinux.0"
+ *     ? new Response(new Uint8Array(100_000))
+ *     : new Response(null, { status: 404 }));
+ * const base = `http://127.0.0.1:${http.addr.port}`;
  * const origin = new OriginClient();
- * const res = await origin.get(new URL("http://127.0.0.1:8080/pxelinux.0"));
+ * const res = await origin.get(new URL(`${base}/pxelinux.0`));
+ * equal(res.size, 100_000);
  * const buf = new Uint8Array(65536);
- * while ((await res.body!.read(buf)) !== null) {}
+ * let total = 0;
+ * for (let n; (n = await res.body!.read(buf)) !== null;) total += n;
+ * equal(total, 100_000);
+ * // A 404 is a refusal with TFTP code 1, ready to send to the client.
+ * await rejects(origin.get(new URL(`${base}/missing`)), { code: 1 });
  * origin.close();
+ * await http.shutdown();
  * ```
  */
 export class OriginClient {
