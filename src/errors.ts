@@ -222,6 +222,7 @@ export function reasonText(reason: unknown): string {
 /**
  * Text fit for an ERROR message or a log line: characters outside printable ASCII are escaped
  * (`\xNN`, `\u{…}`), so a peer's odd bytes are neither garbled nor able to forge log lines.
+ * Escaping twice changes nothing.
  *
  * @example
  * ```ts
@@ -234,8 +235,7 @@ export function printable(text: string): string {
   let out = "";
   for (const ch of text) {
     const c = ch.codePointAt(0)!;
-    if (c >= 0x20 && c < 0x7f && ch !== "\\") out += ch;
-    else if (ch === "\\") out += "\\\\";
+    if (c >= 0x20 && c < 0x7f) out += ch;
     else if (c <= 0xff) out += `\\x${c.toString(16).padStart(2, "0")}`;
     else out += `\\u{${c.toString(16)}}`;
   }

@@ -10,7 +10,7 @@ import { HOST } from "../testing/loopback.ts";
 import { ack, blockOf, decode, Opcode, opcodeOf } from "../wire/packet.ts";
 import { RawPeer } from "../../tests/support/raw.ts";
 import { MuxChannel, packets, SocketChannel } from "./channel.ts";
-import { CoarseClock } from "./clock.ts";
+import { TickingClock } from "./clock.ts";
 
 function udp(): Deno.DatagramConn {
   return Deno.listenDatagram({ transport: "udp", hostname: HOST, port: 0 });
@@ -114,7 +114,7 @@ Deno.test("SocketChannel keeps a datagram that arrives while nobody waits", asyn
 });
 
 Deno.test("SocketChannel.receive resolves null once its deadline has passed on the clock", async () => {
-  const clock = new CoarseClock(20);
+  const clock = new TickingClock(20);
   const peer = new RawPeer();
   const { ch } = channelTo(peer.port, { clock });
   try {

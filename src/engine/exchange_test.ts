@@ -32,7 +32,7 @@ Deno.test("an unanswered exchange sends 1 + retries copies, one per timeout, the
       const timeoutMs = 100;
       try {
         await rejects(
-          exchange(a, REQUEST, isOack, new Rto(timeoutMs, retries), {
+          exchange(a, REQUEST, isOack, new Rto({ timeoutMs: timeoutMs, retries: retries }), {
             what: "answer from 10.0.0.1:69",
             sent: "requests",
             stats,
@@ -64,7 +64,7 @@ Deno.test("the timeout's message says 'copies' unless told what was sent", async
   const [a, b] = memoryChannelPair();
   try {
     await rejects(
-      exchange(a, ack(0), isOack, new Rto(40, 1), { what: "OACK" }),
+      exchange(a, ack(0), isOack, new Rto({ timeoutMs: 40, retries: 1 }), { what: "OACK" }),
       (e: unknown) => e instanceof TimeoutError && e.message === "no OACK after 2 copies",
     );
   } finally {
@@ -84,7 +84,7 @@ Deno.test("replies that accept rejects are ignored and do not cause a resend", a
         judged.push(opcodeOf(p));
         return isOack(p);
       },
-      new Rto(2000, 5),
+      new Rto({ timeoutMs: 2000, retries: 5 }),
       { what: "answer" },
     );
     const got = await b.receive(b.clock.now() + 1000);
@@ -107,9 +107,15 @@ Deno.test("an ERROR reply throws PeerError with its code and message, whatever a
     const [a, b] = memoryChannelPair();
     let asked = 0;
     try {
-      const reply = exchange(a, REQUEST, () => (asked++, true), new Rto(2000, 5), {
-        what: "answer",
-      });
+      const reply = exchange(
+        a,
+        REQUEST,
+        () => (asked++, true),
+        new Rto({ timeoutMs: 2000, retries: 5 }),
+        {
+          what: "answer",
+        },
+      );
       await b.receive(b.clock.now() + 1000);
       await b.send(errorPacket(code, "go away"));
       await rejects(reply, (e: unknown) => {
@@ -131,7 +137,7 @@ Deno.test("a reply to a packet sent once gives a round-trip sample; after a rese
   await t.step("fast peer, answered at once: the timeout drops to the floor", async () => {
     const [a, b] = memoryChannelPair({ aToB: { script: () => void queueMicrotask(answer) } });
     const answer = () => void b.send(OACK);
-    const rto = new Rto(1000, 5);
+    const rto = new Rto({ timeoutMs: 1000, retries: 5 });
     try {
       equal(rto.ms, 1000);
       await exchange(a, REQUEST, isOack, rto, { what: "answer" });
@@ -147,7 +153,7 @@ Deno.test("a reply to a packet sent once gives a round-trip sample; after a rese
       aToB: { script: () => (++copies === 2 ? void queueMicrotask(answer) : undefined) },
     });
     const answer = () => void b.send(OACK);
-    const rto = new Rto(80, 5);
+    const rto = new Rto({ timeoutMs: 80, retries: 5 });
     const stats = newStats();
     try {
       await exchange(a, REQUEST, isOack, rto, { what: "answer", stats });
@@ -164,7 +170,9 @@ Deno.test("a reply to a packet sent once gives a round-trip sample; after a rese
 Deno.test("closing the channel ends a pending exchange with AbortedError", async () => {
   const [a, b] = memoryChannelPair();
   try {
-    const reply = exchange(a, REQUEST, isOack, new Rto(2000, 5), { what: "answer" });
+    const reply = exchange(a, REQUEST, isOack, new Rto({ timeoutMs: 2000, retries: 5 }), {
+      what: "answer",
+    });
     setTimeout(() => a.close(), 30);
     await rejects(reply, AbortedError);
     equal(a.sent.length, 1);

@@ -46,6 +46,8 @@ export class Server {
   readonly #policy: NegotiationPolicy;
   readonly #access: AccessList;
   readonly #listeners = new Map<string, Deno.DatagramConn>();
+  /** The listening loops; each ends once its socket is closed and its last receive settled. */
+  readonly #loops = new Set<Promise<void>>();
   readonly #sessions = new Map<string, Session>();
   readonly #perHost = new Map<string, number>();
   #closing: Promise<void> | null = null;
@@ -125,7 +127,9 @@ export class Server {
     const conn = bindUdp(hostname, this.#port);
     if (this.#port === 0) this.#port = (conn.addr as Deno.NetAddr).port;
     this.#listeners.set(hostname, conn);
-    this.#listen(conn, hostname);
+    const loop = this.#listen(conn, hostname);
+    this.#loops.add(loop);
+    loop.finally(() => this.#loops.delete(loop));
   }
 
   async #refreshAddresses(): Promise<void> {
@@ -390,6 +394,8 @@ export class Server {
       for (const c of listeners) c.close();
     }
     this.#listeners.clear();
+    // A socket's port is free only once its pending receive has settled.
+    await Promise.all(this.#loops);
     this.#options.source.close?.();
     this.#finished();
   }

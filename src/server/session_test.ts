@@ -27,6 +27,7 @@ import { listDir } from "../../tests/support/files.ts";
 import { request } from "../../tests/support/raw.ts";
 import { rawRequest } from "../../tests/support/raw_transfer.ts";
 import { prepare, run, SUPERSEDED } from "./session.ts";
+import { newState } from "../engine/settings.ts";
 
 const PEER: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: 40001 };
 const POLICY: NegotiationPolicy = { maxBlksize: 65464, maxWindowsize: 64 };
@@ -258,11 +259,11 @@ Deno.test("run: a download over the memory channel ends ok with bytes and retran
       return receive(b, sink, settings(1024, 1), { reply: ack(0), dallyMs: 0 });
     })();
     client.catch(() => {}); // awaited below
-    const answered: number[] = [];
+    const state = newState();
     const { record, closed } = await run(p, a, {
       knobs: KNOBS,
       signal: new AbortController().signal,
-      onAnswered: () => answered.push(1),
+      state,
     });
     await client;
     await closed;
@@ -272,7 +273,8 @@ Deno.test("run: a download over the memory channel ends ok with bytes and retran
     equal(record.bytes, 3000);
     equal(record.retransmits, 1);
     equal(dropped, 1);
-    equal(answered.length, 1, "onAnswered once");
+    equal(state.answered, true, "the state says the client answered");
+    equal(state.ending, true, "and that every block went out");
     sameBytes(sink.bytes(), data, "downloaded file");
     deepEqual(a.dataBlocks(), [1, 2, 2, 3]);
   });

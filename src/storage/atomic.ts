@@ -1,7 +1,7 @@
 /**
  * Writing a file so that it appears under its name only when complete: bytes go to a temporary
- * file beside the target, which is made durable and then renamed (or hard-linked, so an existing
- * file is never replaced) into place. Uploads, client downloads and the HTTP cache all write this
+ * file beside the target, which is made durable and then renamed into place (or hard-linked, when
+ * an existing file must not be replaced). Uploads, client downloads and the HTTP cache all write this
  * way. Also the one write-all loop.
  *
  * @module
@@ -43,7 +43,10 @@ export function writeAllSync(w: { writeSync(p: Uint8Array): number }, p: Uint8Ar
 
 /** Options of {@linkcode AtomicFile.create}. */
 export interface AtomicOptions {
-  /** Replace an existing file (rename over it); otherwise commit fails if the name exists. */
+  /**
+   * Replace an existing file (rename over it; the default); when false, commit fails with ERROR 6
+   * if the name exists, even if it appeared while the file was written.
+   */
   overwrite?: boolean;
   /** The temporary file's path (default: `.NAME.RANDOM.part` beside the target). */
   temp?: string;
