@@ -11,7 +11,7 @@ import { SocketChannel } from "../engine/channel.ts";
 import { exchange } from "../engine/exchange.ts";
 import { sendError } from "../engine/fail.ts";
 import { dally, receiveBlocks } from "../engine/receive.ts";
-import { Rto } from "../engine/rto.ts";
+import { RECEIVER_QUICK_RETRIES, Rto } from "../engine/rto.ts";
 import { sendBlocks } from "../engine/send.ts";
 import {
   DEFAULT_RETRIES,
@@ -128,7 +128,8 @@ async function request(
     });
     const timeoutMs = o.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     // The server retransmits on its own timer, typically ours: wait 10 of them for a silent one.
-    const rto = new Rto({ timeoutMs, retries, peerTimeoutMs: timeoutMs });
+    const quickRetries = op === "RRQ" ? RECEIVER_QUICK_RETRIES : undefined;
+    const rto = new Rto({ timeoutMs, retries, peerTimeoutMs: timeoutMs, quickRetries });
     let reply: Uint8Array;
     try {
       reply = await exchange(channel, packet, (d) => couldAnswer(d, op), rto, {
@@ -153,7 +154,12 @@ async function request(
       const negotiated = acceptOack(acknowledged, asked);
       // A negotiated timeout replaces ours for the rest of the transfer.
       const timed = negotiated.timeoutMs
-        ? new Rto({ timeoutMs: negotiated.timeoutMs, retries, peerTimeoutMs: negotiated.timeoutMs })
+        ? new Rto({
+          timeoutMs: negotiated.timeoutMs,
+          retries,
+          peerTimeoutMs: negotiated.timeoutMs,
+          quickRetries,
+        })
         : rto;
       return { channel, reply, negotiated, acknowledged, rto: timed };
     } catch (e) {

@@ -38,6 +38,9 @@ export const USUAL_CLIENT_TIMEOUT_MS = 5000;
 /** The longest silence waited for, unless `timeout × (retries + 1)` is longer (5 minutes). */
 export const MAX_PATIENCE_MS = 300_000;
 
+/** Quick resends of a receiver's ACK before it waits past the sender's timer. */
+export const RECEIVER_QUICK_RETRIES = 2;
+
 /** Options of {@linkcode Rto}. */
 export interface RtoOptions {
   /** The configured (or negotiated) timeout `T`, in milliseconds: the start and the ceiling. */
@@ -51,6 +54,12 @@ export interface RtoOptions {
   peerTimeoutMs?: number;
   /** The shortest wait to tell a gap from a late packet (default {@linkcode SETTLE_MS}). */
   settleMs?: number;
+  /**
+   * Quick resends, at most, before the waits grow past the peer's timer (default: as many as
+   * fit under the timeout). A receiver keeps it small: many senders (tftp-hpa) ignore a repeated
+   * ACK and resend only when their own timer fires — which each packet they get restarts.
+   */
+  quickRetries?: number;
 }
 
 /**
@@ -72,6 +81,8 @@ export class Rto {
   readonly #patience: number;
   readonly #gap: number;
   readonly #settle: number;
+  readonly #quick: number;
+  #quickLeft: number;
   #heard = false;
   #silent = 0;
   #srtt = -1;
@@ -91,6 +102,7 @@ export class Rto {
     this.#gap = Math.max(timeoutMs, Math.ceil(1.2 * peer));
     this.ms = this.#base = timeoutMs;
     this.#settle = options.settleMs ?? SETTLE_MS;
+    this.#quick = this.#quickLeft = options.quickRetries ?? Infinity;
   }
 
   /** How long a silent peer is waited for once it has answered, in milliseconds. */
@@ -138,6 +150,7 @@ export class Rto {
   progress(): void {
     this.#heard = true;
     this.#silent = 0;
+    this.#quickLeft = this.#quick;
     this.ms = this.#base;
   }
 
@@ -152,7 +165,7 @@ export class Rto {
     if (left <= 0) return false;
     let next: number;
     if (!this.#heard) next = this.#max;
-    else if (this.ms * 2 <= this.#max) next = this.ms * 2;
+    else if (this.ms * 2 <= this.#max && this.#quickLeft-- > 1) next = this.ms * 2;
     else next = this.#gap;
     this.ms = Math.min(next, left);
     return true;

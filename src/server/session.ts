@@ -10,7 +10,7 @@
 import type { Channel } from "../engine/channel.ts";
 import { sendError } from "../engine/fail.ts";
 import { dally, receiveBlocks } from "../engine/receive.ts";
-import { Rto } from "../engine/rto.ts";
+import { RECEIVER_QUICK_RETRIES, Rto, USUAL_CLIENT_TIMEOUT_MS } from "../engine/rto.ts";
 import { sendBlocks } from "../engine/send.ts";
 import { type Knobs, newState, newStats, type TransferState } from "../engine/settings.ts";
 import { type Negotiated } from "../wire/options.ts";
@@ -201,11 +201,13 @@ export async function run(
   const { record, negotiated } = t;
   const stats = newStats();
   const timeoutMs = negotiated.timeoutMs ?? options.knobs.timeoutMs;
+  // A negotiated timeout is the client's retransmission timer too (RFC 2349).
+  const clientTimeoutMs = negotiated.timeoutMs ?? options.knobs.peerTimeoutMs ??
+    USUAL_CLIENT_TIMEOUT_MS;
   const rto = new Rto({
     timeoutMs,
     retries: options.knobs.retries,
-    // A negotiated timeout is the client's retransmission timer too (RFC 2349).
-    peerTimeoutMs: negotiated.timeoutMs ?? options.knobs.peerTimeoutMs,
+    peerTimeoutMs: clientTimeoutMs,
   });
   const state = options.state ?? newState();
   let dallying: Promise<void> | undefined;
@@ -233,9 +235,9 @@ export async function run(
         expectBytes: t.mode === "octet" ? negotiated.tsize : undefined,
         state,
       });
-      // Stay for a repeated final DATA: twice the timeout, so that a sender retransmitting after
-      // the same timeout (as when the timeout option was negotiated) is still answered.
-      dallying = dally(channel, stats.blocks, 2 * timeoutMs);
+      // Stay for a repeated final DATA: twice the client's retransmission timer, so that a
+      // client whose final ACK was lost is answered when it sends its last block again.
+      dallying = dally(channel, stats.blocks, 2 * clientTimeoutMs);
     }
     record.outcome = "ok";
   } catch (e) {

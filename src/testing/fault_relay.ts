@@ -134,6 +134,8 @@ export function startFaultRelay(opts: {
   hostname?: string;
   plan?: FaultPlan;
   idleMs?: number;
+  /** Called for every datagram with its direction and what the plan does to it. */
+  onDatagram?: (dir: "toServer" | "toClient", data: Uint8Array, decision: FaultDecision) => void;
 }): FaultRelay {
   const hostname = ipLiteral(opts.hostname ?? "127.0.0.1");
   const target = { hostname: ipLiteral(opts.target.hostname), port: opts.target.port };
@@ -179,6 +181,7 @@ export function startFaultRelay(opts: {
     const d: FaultDecision = dir === "both" || dir === p.dir
       ? decideFault(rng, plan)
       : { drop: false, duplicate: false, reorder: false, delayMs: 0 };
+    opts.onDatagram?.(p.dir, data, d);
     if (d.drop) {
       stats.dropped++;
       return sync;
