@@ -12,7 +12,7 @@ import {
   type LogRecord,
   reset,
   type Sink,
-} from "@logtape/logtape";
+} from "npm:@logtape/logtape@2.4.2";
 import { writeAllSync } from "./storage/atomic.ts";
 
 /** Severity levels, lowest first. */
@@ -102,11 +102,12 @@ export interface LoggingOptions {
  *
  * @example
  * ```ts ignore
- * import { setupLogging } from "./log.ts";
+ * import { setupLogging } from "./mod.ts";
  * await setupLogging({ level: "debug", format: "json" });
  * ```
  */
-export async function setupLogging(options: LoggingOptions = {}): Promise<void> {
+export async function setupLogging(options?: LoggingOptions): Promise<void> {
+  options ??= {};
   const format = options.format === "json" ? formatJson : formatText;
   const encoder = new TextEncoder();
   const write = options.write ??

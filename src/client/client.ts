@@ -21,7 +21,7 @@ import {
 } from "../engine/settings.ts";
 import { type Negotiated, plainSettings } from "../wire/options.ts";
 import { asTftpError, ErrorCode, PeerError, RefusedError } from "../errors.ts";
-import { formatAddr, resolveUdp } from "../net.ts";
+import { formatAddr, listenUdp, resolveUdp } from "../net.ts";
 import { ChunkReader, chunkSizeFor, netasciiReadHandle, netasciiSink } from "../storage/chunks.ts";
 import type { ReadHandle } from "../storage/source.ts";
 import { acceptOack, type OptionRequest, requestOptions } from "../wire/options.ts";
@@ -111,8 +111,7 @@ async function request(
   const retries = o.retries ?? DEFAULT_RETRIES;
   let asked = requestOptions(o, op, size);
   for (let attempt = 0;; attempt++) {
-    const conn = Deno.listenDatagram({
-      transport: "udp",
+    const conn = listenUdp({
       hostname: server.hostname.includes(":") ? "::" : "0.0.0.0",
       port: 0,
     });
@@ -177,7 +176,7 @@ async function fail(channel: SocketChannel, e: unknown, signal?: AbortSignal): P
  *
  * @example
  * ```ts ignore
- * import { download } from "./client.ts";
+ * import { download } from "../mod.ts";
  * const chunks: Uint8Array[] = [];
  * await download({ hostname: "127.0.0.1", port: 6969 }, "hello.txt", {
  *   write: (d) => void chunks.push(d.slice()),
@@ -189,8 +188,9 @@ export async function download(
   target: Target,
   remote: string,
   sink: BlockSink,
-  options: ClientOptions = {},
+  options?: ClientOptions,
 ): Promise<ClientResult> {
+  options ??= {};
   const { channel, reply, negotiated, acknowledged, rto } = await request(
     target,
     "RRQ",
@@ -236,7 +236,7 @@ export async function download(
  *
  * @example
  * ```ts ignore
- * import { upload } from "./client.ts";
+ * import { upload } from "../mod.ts";
  * const file = await Deno.open("backup.cfg");
  * await upload({ hostname: "127.0.0.1", port: 6969 }, "backup.cfg", {
  *   name: "backup.cfg",
@@ -249,8 +249,9 @@ export async function upload(
   target: Target,
   remote: string,
   source: ReadHandle,
-  options: ClientOptions = {},
+  options?: ClientOptions,
 ): Promise<ClientResult> {
+  options ??= {};
   const size = options.mode === "netascii" ? undefined : source.size;
   const { channel, reply, negotiated, acknowledged, rto } = await request(
     target,

@@ -13,14 +13,14 @@ import type { ReadHandle } from "../storage/source.ts";
  *
  * @example
  * ```ts ignore
- * import { get } from "./streams.ts";
+ * import { get } from "../mod.ts";
  * const bytes = await get({ hostname: "127.0.0.1", port: 6969 }, "hello.txt");
  * ```
  */
 export async function get(
   target: Target,
   remote: string,
-  options: ClientOptions = {},
+  options?: ClientOptions,
 ): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let length = 0;
@@ -45,7 +45,7 @@ export async function get(
  *
  * @example
  * ```ts ignore
- * import { getToStream } from "./streams.ts";
+ * import { getToStream } from "../mod.ts";
  * await getToStream({ hostname: "127.0.0.1", port: 6969 }, "image.bin", Deno.stdout.writable);
  * ```
  */
@@ -53,7 +53,7 @@ export async function getToStream(
   target: Target,
   remote: string,
   stream: WritableStream<Uint8Array>,
-  options: ClientOptions = {},
+  options?: ClientOptions,
 ): Promise<ClientResult> {
   const writer = stream.getWriter();
   try {
@@ -73,7 +73,7 @@ export async function getToStream(
  *
  * @example
  * ```ts ignore
- * import { put } from "./streams.ts";
+ * import { put } from "../mod.ts";
  * await put({ hostname: "127.0.0.1", port: 6969 }, "hello.txt", new TextEncoder().encode("hi\n"));
  * ```
  */
@@ -81,7 +81,7 @@ export function put(
   target: Target,
   remote: string,
   data: Uint8Array | ReadableStream<Uint8Array>,
-  options: ClientOptions = {},
+  options?: ClientOptions,
 ): Promise<ClientResult> {
   return upload(target, remote, readHandleOf(data), options);
 }

@@ -14,11 +14,11 @@ import type { NegotiationPolicy } from "../wire/options.ts";
 import { decode, Opcode, opcodeOf, type RequestPacket } from "../wire/packet.ts";
 import { AccessList } from "./access.ts";
 import { BindError, bindTransferSocket, bindUdp, localAddresses } from "./addresses.ts";
-import { DEFAULTS, type ServerOptions } from "./options.ts";
+import { type CloseOptions, DEFAULTS, type Server, type ServerOptions } from "./options.ts";
 import { finishRecord, reportTransfer, type TransferRecord } from "./record.ts";
 import { prepare, type PreparedTransfer, recordFor, run, SUPERSEDED } from "./session.ts";
 
-export type { ServerOptions } from "./options.ts";
+export type { CloseOptions, Server, ServerOptions } from "./options.ts";
 
 const log = getLogger("server");
 
@@ -32,12 +32,12 @@ interface Session {
   host: string;
   /** The peer answered our first reply: a request from it now is a new transfer. */
   answered: boolean;
+  /** The outcome is recorded; what is left (an upload's dally) may be cut short. */
+  settled: boolean;
 }
 
-/**
- * A running server. Create it with {@linkcode serve}.
- */
-export class Server {
+/** The running server behind the {@linkcode Server} interface; created by {@linkcode serve}. */
+class RunningServer implements Server {
   readonly #options: ServerOptions & typeof DEFAULTS;
   readonly #policy: NegotiationPolicy;
   readonly #access: AccessList;
@@ -49,10 +49,13 @@ export class Server {
   #port = 0;
   #wildcard = false;
   #finished!: () => void;
+  #hurry!: () => void;
+  /** Resolves when the grace period is to end at once (a second `close({ graceMs: 0 })`). */
+  readonly #hurried: Promise<void> = new Promise((r) => (this.#hurry = r));
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void> = new Promise((r) => (this.#finished = r));
 
-  /** @internal Use {@linkcode serve}. */
+  /** Use {@linkcode serve}. */
   constructor(options: ServerOptions) {
     this.#options = { ...DEFAULTS, ...dropUndefined(options) } as ServerOptions & typeof DEFAULTS;
     const o = this.#options;
@@ -77,10 +80,12 @@ export class Server {
 
   /** Transfers in progress. */
   get activeTransfers(): number {
-    return this.#sessions.size;
+    let n = 0;
+    for (const s of this.#sessions.values()) if (!s.settled) n++;
+    return n;
   }
 
-  /** @internal Binds the listening sockets. */
+  /** Binds the listening sockets. */
   async start(): Promise<void> {
     const o = this.#options;
     const wanted = await this.#addressesToBind();
@@ -241,6 +246,7 @@ export class Server {
       done: Promise.resolve(),
       host: peer.hostname,
       answered: false,
+      settled: false,
     };
     this.#sessions.set(key, session);
     this.#perHost.set(peer.hostname, (this.#perHost.get(peer.hostname) ?? 0) + 1);
@@ -304,6 +310,9 @@ export class Server {
       onAnswered: () => (session.answered = true),
     });
     this.#recorded(record);
+    // The outcome is known: a shutdown need not wait for the dally after an upload.
+    session.settled = true;
+    if (this.#closing) session.controller.abort(SHUTTING_DOWN);
     await closed;
   }
 
@@ -333,14 +342,19 @@ export class Server {
 
   /**
    * Stops accepting requests, lets running transfers finish for the grace period, then aborts
-   * what is left. Resolves when everything is closed.
+   * what is left. Resolves when everything is closed. A call with `graceMs: 0` during the grace
+   * period ends it at once.
    */
-  close(): Promise<void> {
-    this.#closing ??= this.#shutdown();
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing) {
+      if (options.graceMs === 0) this.#hurry();
+      return this.#closing;
+    }
+    this.#closing = this.#shutdown(options.graceMs ?? this.#options.graceMs);
     return this.#closing;
   }
 
-  async #shutdown(): Promise<void> {
+  async #shutdown(graceMs: number): Promise<void> {
     clearInterval(this.#rescan);
     const listeners = [...this.#listeners.values()];
     // In single-port mode the listening sockets carry the transfers: close them last.
@@ -348,20 +362,25 @@ export class Server {
       for (const c of listeners) c.close();
     }
     const pending = () => Promise.all([...this.#sessions.values()].map((s) => s.done));
-    if (this.#sessions.size > 0) {
-      log.info("shutting down: waiting up to {ms} ms for {count} transfers", {
-        ms: this.#options.graceMs,
-        count: this.#sessions.size,
-      });
+    for (const s of this.#sessions.values()) if (s.settled) s.controller.abort(SHUTTING_DOWN);
+    const running = this.activeTransfers;
+    if (running > 0) {
+      log.info(
+        `shutting down: waiting up to {ms} ms for {count} ${
+          running === 1 ? "transfer" : "transfers"
+        }`,
+        { event: "shutting-down", ms: graceMs, count: running },
+      );
       let timer: ReturnType<typeof setTimeout> | undefined;
       await Promise.race([
         pending(),
-        new Promise((r) => (timer = setTimeout(r, this.#options.graceMs))),
+        new Promise((r) => (timer = setTimeout(r, graceMs))),
+        this.#hurried,
       ]);
       clearTimeout(timer);
       for (const s of this.#sessions.values()) s.controller.abort(SHUTTING_DOWN);
-      await pending();
     }
+    await pending();
     if (this.#options.singlePort) {
       for (const c of listeners) c.close();
     }
@@ -397,7 +416,7 @@ function dropUndefined<T extends object>(o: T): Partial<T> {
  * ```
  */
 export async function serve(options: ServerOptions): Promise<Server> {
-  const server = new Server(options);
+  const server = new RunningServer(options);
   await server.start();
   return server;
 }

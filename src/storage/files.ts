@@ -74,7 +74,7 @@ async function openRegular(path: string, shownAs: string): Promise<ReadHandle> {
  *
  * @example
  * ```ts ignore
- * import { DirectorySource } from "./files.ts";
+ * import { DirectorySource } from "../mod.ts";
  * const source = await DirectorySource.open("/srv/tftp", { write: true });
  * ```
  */
@@ -95,12 +95,12 @@ export class DirectorySource implements FileSource {
    * @throws {Deno.errors.NotADirectory} When `root` is not a directory (or a `Deno.errors` error
    *   when it cannot be resolved).
    */
-  static async open(root: string, options: DirectoryOptions = {}): Promise<DirectorySource> {
+  static async open(root: string, options?: DirectoryOptions): Promise<DirectorySource> {
     const real = await Deno.realPath(root);
     if (!(await Deno.stat(real)).isDirectory) {
       throw new Deno.errors.NotADirectory(`${root} is not a directory`);
     }
-    return new DirectorySource(real, options);
+    return new DirectorySource(real, options ?? {});
   }
 
   describe(): string {
@@ -249,7 +249,7 @@ export class DirectorySource implements FileSource {
  *
  * @example
  * ```ts ignore
- * import { SingleFileSource } from "./files.ts";
+ * import { SingleFileSource } from "../mod.ts";
  * const source = await SingleFileSource.open("./floppy.img");
  * ```
  */

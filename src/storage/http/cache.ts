@@ -73,8 +73,7 @@ export interface CacheStats {
  *
  * @example
  * ```ts ignore
- * import { HttpCache } from "./cache.ts";
- * import { HttpFileSource } from "./origin.ts";
+ * import { HttpCache, HttpFileSource } from "../../mod.ts";
  * const cache = await HttpCache.open("/var/cache/tftpkit", { maxBytes: 2 ** 30, ttlSeconds: 60 });
  * const source = new HttpFileSource("http://boot.example/pxe/", { tree: true, cache });
  * ```
@@ -108,7 +107,8 @@ export class HttpCache {
    * @throws {RangeError} For a negative or non-finite `maxBytes` or `ttlSeconds`.
    * @throws {Deno.errors.NotCapable} Without write permission for `dir` (`--allow-write=DIR`).
    */
-  static async open(dir: string, options: CacheOptions = {}): Promise<HttpCache> {
+  static async open(dir: string, options?: CacheOptions): Promise<HttpCache> {
+    options ??= {};
     const maxBytes = options.maxBytes ?? DEFAULT_CACHE_MAX_BYTES;
     const ttl = options.ttlSeconds ?? DEFAULT_CACHE_TTL_SECONDS;
     if (!(maxBytes >= 0) || !Number.isFinite(maxBytes)) {

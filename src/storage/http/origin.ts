@@ -101,9 +101,7 @@ export function treeUrl(base: URL, name: string, rules: readonly MapRule[] = [])
  *
  * @example Serve a tree from an origin, with a cache
  * ```ts ignore
- * import { serve } from "../../mod.ts";
- * import { HttpCache } from "./cache.ts";
- * import { HttpFileSource } from "./origin.ts";
+ * import { HttpCache, HttpFileSource, serve } from "../../mod.ts";
  * const cache = await HttpCache.open("/var/cache/tftpkit", { maxBytes: 2 ** 30, ttlSeconds: 60 });
  * const source = new HttpFileSource("http://boot.example/pxe/", { tree: true, cache });
  * const server = await serve({ source, hostname: "0.0.0.0", port: 69, singlePort: true });
@@ -126,7 +124,8 @@ export class HttpFileSource implements FileSource {
    * @param options Mode, map rules, timeouts, cache.
    * @throws {TypeError} When `url` is not an http(s) URL.
    */
-  constructor(url: string | URL, options: HttpSourceOptions = {}) {
+  constructor(url: string | URL, options?: HttpSourceOptions) {
+    options ??= {};
     this.url = parseOriginUrl(url);
     this.tree = options.tree ?? false;
     this.#rules = options.rules ?? [];

@@ -102,7 +102,7 @@ export function redactUrl(url: URL): string {
  *
  * @example
  * ```ts ignore
- * import { OriginClient } from "./origin_client.ts";
+ * import { OriginClient } from "../../mod.ts";
  * const origin = new OriginClient();
  * const res = await origin.get(new URL("http://127.0.0.1:8080/pxelinux.0"));
  * const buf = new Uint8Array(65536);
@@ -123,7 +123,8 @@ export class OriginClient {
    *
    * @param options Timeouts, redirect limit, extra headers.
    */
-  constructor(options: OriginOptions = {}) {
+  constructor(options?: OriginOptions) {
+    options ??= {};
     this.#client = Deno.createHttpClient({});
     this.#headersTimeoutMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
@@ -288,7 +289,7 @@ export class OriginBody {
   #released = false;
   #error: RefusedError | null = null;
 
-  /** @internal Created by {@linkcode OriginClient.get}. */
+  /** Created by {@linkcode OriginClient.get}; not meant to be called directly. */
   constructor(
     body: ReadableStream<Uint8Array>,
     controller: AbortController,
