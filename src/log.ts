@@ -21,6 +21,45 @@ export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal
 /** Output formats of {@linkcode setupLogging}. */
 export type LogFormat = "text" | "json";
 
+export type { Logger };
+
+const URL_IN_TEXT = /\bhttps?:\/\/[^\s"'<>]+/gi;
+
+/**
+ * Hides the secrets of every http(s) URL in `text`: the user name and password, and the query
+ * string (tokens, signatures) become `REDACTED`. Every log line and every message of the CLI
+ * goes through it.
+ *
+ * @example
+ * ```ts
+ * import { redactSecrets } from "./log.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(
+ *   redactSecrets("origin https://u:pw@h/a.img?sig=xyz is down"),
+ *   "origin https://REDACTED@h/a.img?REDACTED is down",
+ * );
+ * ```
+ */
+export function redactSecrets(text: string): string {
+  if (!text.includes("://")) return text;
+  return text.replace(URL_IN_TEXT, (match) => {
+    // Punctuation that ends a sentence is not part of the URL.
+    const tail = /[.,:;!?)\]]+$/.exec(match)?.[0] ?? "";
+    const url = match.slice(0, match.length - tail.length);
+    const m = /^(https?:\/\/)([^/?#]*@)?([^?#]*)(\?[^#]*)?(#.*)?$/i.exec(url);
+    if (!m) return match;
+    const [, scheme, userinfo, rest, query, hash] = m;
+    const q = query && query.length > 1 ? "?REDACTED" : (query ?? "");
+    return `${scheme}${userinfo ? "REDACTED@" : ""}${rest}${q}${hash ?? ""}${tail}`;
+  });
+}
+
+function redactValue(v: unknown): unknown {
+  if (typeof v === "string") return redactSecrets(v);
+  if (Array.isArray(v)) return v.map(redactValue);
+  return v;
+}
+
 /**
  * The logger of one part of tftpkit (`server`, `transfer`, `files`, `client`).
  *
@@ -35,13 +74,15 @@ export function getLogger(part: string): Logger {
 }
 
 function render(record: LogRecord): string {
-  return record.message.map((m) => (typeof m === "string" ? m : String(m))).join("");
+  return redactSecrets(
+    record.message.map((m) => (typeof m === "string" ? m : String(m))).join(""),
+  );
 }
 
 /**
- * Formats a record as one JSON object: `time`, `level`, `logger`, `msg`, then the record's
- * properties (for transfers: `event`, `peer`, `file`, `direction`, `bytes`, `durationMs`,
- * `rateBps`, `outcome`, …).
+ * Formats a record as one JSON object: `time`, `level`, `logger`, `msg`, `event` (`"log"` when
+ * the record names none), then the record's properties (for transfers: `peer`, `file`, `op`,
+ * `bytes`, `durationMs`, `rateBps`, `outcome`, …). URLs' secrets are redacted.
  *
  * @example
  * ```ts
@@ -57,12 +98,15 @@ function render(record: LogRecord): string {
  * ```
  */
 export function formatJson(record: LogRecord): string {
+  const properties: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record.properties)) properties[k] = redactValue(v);
   return JSON.stringify({
     time: new Date(record.timestamp).toISOString(),
     level: record.level,
     logger: record.category.slice(1).join("."),
     msg: render(record),
-    ...record.properties,
+    event: "log",
+    ...properties,
   }) + "\n";
 }
 

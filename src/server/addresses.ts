@@ -15,6 +15,21 @@
 
 import { listenUdp, UnstableNetError } from "../net.ts";
 
+/**
+ * Does `hostname` mean "every address" (unset, `::` or `0.0.0.0`)?
+ *
+ * @example
+ * ```ts
+ * import { isWildcard } from "./addresses.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(isWildcard("::"), true);
+ * equal(isWildcard("127.0.0.1"), false);
+ * ```
+ */
+export function isWildcard(hostname: string | undefined): boolean {
+  return hostname === undefined || hostname === "::" || hostname === "0.0.0.0";
+}
+
 /** A failure to bind, with a message an operator can act on. */
 export class BindError extends Error {
   /**

@@ -91,3 +91,18 @@ export const DEFAULTS = {
   maxSessionsPerClient: 64,
   graceMs: 5000,
 };
+
+/**
+ * `options` with every option left undefined set to its default.
+ *
+ * @example
+ * ```ts ignore
+ * import { withDefaults } from "./options.ts";
+ * const o = withDefaults({ source, port: undefined });
+ * console.log(o.port); // 69
+ * ```
+ */
+export function withDefaults(options: ServerOptions): ServerOptions & typeof DEFAULTS {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  return { ...DEFAULTS, ...given } as ServerOptions & typeof DEFAULTS;
+}

@@ -13,9 +13,16 @@ import { formatAddr } from "../net.ts";
 import type { NegotiationPolicy } from "../wire/options.ts";
 import { decode, Opcode, opcodeOf, type RequestPacket } from "../wire/packet.ts";
 import { AccessList } from "./access.ts";
-import { BindError, bindTransferSocket, bindUdp, localAddresses } from "./addresses.ts";
-import { type CloseOptions, DEFAULTS, type Server, type ServerOptions } from "./options.ts";
-import { finishRecord, reportTransfer, type TransferRecord } from "./record.ts";
+import { drain } from "./drain.ts";
+import { BindError, bindTransferSocket, bindUdp, isWildcard, localAddresses } from "./addresses.ts";
+import {
+  type CloseOptions,
+  type DEFAULTS,
+  type Server,
+  type ServerOptions,
+  withDefaults,
+} from "./options.ts";
+import { finishRecord, isOperatorProblem, reportTransfer, type TransferRecord } from "./record.ts";
 import { prepare, type PreparedTransfer, recordFor, run, SUPERSEDED } from "./session.ts";
 
 export type { CloseOptions, Server, ServerOptions } from "./options.ts";
@@ -57,7 +64,7 @@ class RunningServer implements Server {
 
   /** Use {@linkcode serve}. */
   constructor(options: ServerOptions) {
-    this.#options = { ...DEFAULTS, ...dropUndefined(options) } as ServerOptions & typeof DEFAULTS;
+    this.#options = withDefaults(options);
     const o = this.#options;
     this.#policy = {
       maxBlksize: o.maxBlksize,
@@ -104,7 +111,7 @@ class RunningServer implements Server {
           "host pass --address for each address",
         { event: "wildcard" },
       );
-    } else if (!Array.isArray(o.hostname) && isAll(o.hostname) && wanted.length > 1) {
+    } else if (!Array.isArray(o.hostname) && isWildcard(o.hostname) && wanted.length > 1) {
       this.#rescan = setInterval(() => this.#refreshAddresses(), 30_000);
     }
     if (o.signal?.aborted) this.close();
@@ -115,7 +122,7 @@ class RunningServer implements Server {
     const h = this.#options.hostname;
     if (Array.isArray(h) && h.length > 1) return h;
     const one = Array.isArray(h) ? h[0] : h;
-    if (!isAll(one)) return [one!];
+    if (!isWildcard(one)) return [one!];
     const local = await localAddresses(one === "0.0.0.0" ? "ipv4" : "any");
     if (local) return local;
     this.#wildcard = true;
@@ -187,10 +194,13 @@ class RunningServer implements Server {
     }
     const reply = (e: TftpError) => sendError((p) => conn.send(p, peer), e);
     const refuse = (code: number, message: string) => void reply(new RefusedError(code, message));
-    if (op === Opcode.ERROR) return;
+    const from = formatAddr(peer);
+    const drop = (why: string) => log.debug(`{peer}: ${why}`, { event: "dropped", peer: from });
+    if (op === Opcode.ERROR) return drop("an ERROR to the listening port, dropped");
     if (op === Opcode.DATA || op === Opcode.ACK || op === Opcode.OACK) {
-      if (!session) refuse(ErrorCode.UNKNOWN_TID, "unknown transfer ID");
-      return;
+      if (session) return;
+      drop("a packet outside any transfer: ERROR 5");
+      return refuse(ErrorCode.UNKNOWN_TID, "unknown transfer ID");
     }
     let request: RequestPacket;
     try {
@@ -199,13 +209,13 @@ class RunningServer implements Server {
       request = p;
     } catch (e) {
       const why = asTftpError(e, "malformed packet").message;
-      log.debug("malformed request from {peer}: {error}", { peer: formatAddr(peer), error: why });
+      drop(`malformed request: ${why}`);
       refuse(ErrorCode.ILLEGAL_OPERATION, `illegal TFTP operation: ${why}`);
       return;
     }
     if (session) {
       // The client repeated its request before our first reply reached it: that transfer answers.
-      if (!session.answered) return;
+      if (!session.answered) return drop("a repeated request, answered by its transfer");
       // The client has moved on (it answered the old transfer, and a TID takes part in one
       // transfer at a time): end the old one quietly and serve the new request.
       log.debug("{peer} sent a new request: ending its previous transfer", {
@@ -214,7 +224,10 @@ class RunningServer implements Server {
       session.controller.abort(SUPERSEDED);
       this.#sessions.delete(key);
     }
-    if (this.#closing) return refuse(ErrorCode.NOT_DEFINED, "server shutting down");
+    if (this.#closing) {
+      drop("a request while shutting down: ERROR 0");
+      return refuse(ErrorCode.NOT_DEFINED, "server shutting down");
+    }
     const o = this.#options;
     if (this.#sessions.size >= o.maxSessions) {
       log.warn("refused {peer}: {count} transfers running (--max-sessions)", {
@@ -327,7 +340,7 @@ class RunningServer implements Server {
     record.outcome = "refused";
     record.error = describeError(error);
     finishRecord(record, started);
-    reportTransfer(record);
+    reportTransfer(record, isOperatorProblem(error));
     await sendError((p) => conn.send(p, peer), error);
     this.#recorded(record);
   }
@@ -361,26 +374,7 @@ class RunningServer implements Server {
     if (!this.#options.singlePort) {
       for (const c of listeners) c.close();
     }
-    const pending = () => Promise.all([...this.#sessions.values()].map((s) => s.done));
-    for (const s of this.#sessions.values()) if (s.settled) s.controller.abort(SHUTTING_DOWN);
-    const running = this.activeTransfers;
-    if (running > 0) {
-      log.info(
-        `shutting down: waiting up to {ms} ms for {count} ${
-          running === 1 ? "transfer" : "transfers"
-        }`,
-        { event: "shutting-down", ms: graceMs, count: running },
-      );
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        pending(),
-        new Promise((r) => (timer = setTimeout(r, graceMs))),
-        this.#hurried,
-      ]);
-      clearTimeout(timer);
-      for (const s of this.#sessions.values()) s.controller.abort(SHUTTING_DOWN);
-    }
-    await pending();
+    await drain(() => [...this.#sessions.values()], graceMs, this.#hurried, SHUTTING_DOWN);
     if (this.#options.singlePort) {
       for (const c of listeners) c.close();
     }
@@ -388,14 +382,6 @@ class RunningServer implements Server {
     this.#options.source.close?.();
     this.#finished();
   }
-}
-
-function isAll(hostname: string | undefined): boolean {
-  return hostname === undefined || hostname === "::" || hostname === "0.0.0.0";
-}
-
-function dropUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /**
