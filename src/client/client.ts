@@ -22,10 +22,18 @@ import {
 import { type Negotiated, plainSettings } from "../wire/options.ts";
 import { asTftpError, ErrorCode, PeerError, RefusedError } from "../errors.ts";
 import { formatAddr, listenUdp, resolveUdp } from "../net.ts";
+import { getLogger } from "../log.ts";
 import { ChunkReader, chunkSizeFor, netasciiReadHandle, netasciiSink } from "../storage/chunks.ts";
 import type { ReadHandle } from "../storage/source.ts";
 import { acceptOack, type OptionRequest, requestOptions } from "../wire/options.ts";
 import { ack, blockOf, decode, encode, Opcode, opcodeOf } from "../wire/packet.ts";
+
+const log = getLogger("client");
+
+/** Options as `name=value` words, for debug lines. */
+function words(options: Map<string, string>): string {
+  return [...options].map(([k, v]) => `${k}=${v}`).join(" ") || "none";
+}
 
 /** Where the server is. */
 export interface Target {
@@ -126,6 +134,18 @@ async function request(
       options: asked,
     });
     const rto = new Rto(o.timeoutMs ?? DEFAULT_TIMEOUT_MS, retries);
+    log.debug(
+      `${op} ${JSON.stringify(remote)} to ${formatAddr(server)} (${
+        o.mode ?? "octet"
+      }), options asked: ${words(asked)}`,
+      {
+        event: "request",
+        op,
+        file: remote,
+        server: formatAddr(server),
+        asked: Object.fromEntries(asked),
+      },
+    );
     let reply: Uint8Array;
     try {
       reply = await exchange(channel, packet, (d) => couldAnswer(d, op), rto, {
@@ -136,6 +156,9 @@ async function request(
       channel.close();
       if (e instanceof PeerError && e.code === ErrorCode.OPTION_REFUSED && asked.size > 0) {
         if (attempt === 0) {
+          log.debug("the server refused the options (ERROR 8): asking again without them", {
+            event: "options-refused",
+          });
           asked = new Map();
           continue;
         }
@@ -143,9 +166,17 @@ async function request(
       throw asTftpError(e, "internal error", o.signal);
     }
     if (opcodeOf(reply) !== Opcode.OACK) {
+      log.debug("the server answered without options (RFC 1350): blksize 512, windowsize 1", {
+        event: "answered",
+        answered: {},
+      });
       return { channel, reply, negotiated: plainSettings(), acknowledged: new Map(), rto };
     }
     const acknowledged = (decode(reply) as { options: Map<string, string> }).options;
+    log.debug(`the server answered with an OACK: ${words(acknowledged)}`, {
+      event: "answered",
+      answered: Object.fromEntries(acknowledged),
+    });
     try {
       const negotiated = acceptOack(acknowledged, asked);
       // A negotiated timeout replaces ours for the rest of the transfer.
@@ -155,6 +186,14 @@ async function request(
       await fail(channel, e, o.signal);
     }
   }
+}
+
+function done(what: string, remote: string, stats: TransferStats): void {
+  log.debug(
+    `${what} of ${JSON.stringify(remote)} done: ${stats.bytes} bytes, ` +
+      `${stats.retransmits} retransmits`,
+    { event: "done", bytes: stats.bytes, retransmits: stats.retransmits },
+  );
 }
 
 /** Sends the server the ERROR due for `e`, closes the channel, and throws `e` as a TftpError. */
@@ -220,6 +259,7 @@ export async function download(
     );
     if (options.dallyMs) await dally(channel, stats.blocks, options.dallyMs);
     channel.close();
+    done("download", remote, stats);
     return { ...stats, negotiated, acknowledged, tsize };
   } catch (e) {
     return await fail(channel, e, options.signal);
@@ -277,6 +317,7 @@ export async function upload(
       onProgress: onProgress ? (b) => onProgress(b, size) : undefined,
     });
     channel.close();
+    done("upload", remote, stats);
     return { ...stats, negotiated, acknowledged, tsize: size };
   } catch (e) {
     return await fail(channel, e, options.signal);
