@@ -139,6 +139,11 @@ export interface LoggingOptions {
   format?: LogFormat;
   /** Where lines go (default: standard output). */
   write?: (line: string) => void;
+  /**
+   * Parts logged from a lower level than `level` (e.g. `{ start: "info" }` keeps the start line
+   * when `level` is `warning`).
+   */
+  parts?: Record<string, LogLevel>;
 }
 
 /**
@@ -163,6 +168,12 @@ export async function setupLogging(options?: LoggingOptions): Promise<void> {
     sinks: { out: sink },
     loggers: [
       { category: ["tftpkit"], lowestLevel: options.level ?? "info", sinks: ["out"] },
+      ...Object.entries(options.parts ?? {}).map(([part, level]) => ({
+        category: ["tftpkit", part],
+        lowestLevel: level,
+        sinks: ["out"],
+        parentSinks: "override" as const,
+      })),
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["out"] },
     ],
   });

@@ -60,7 +60,7 @@ export class ClobberError extends Error {
 
 /**
  * Exit codes of `tftpkit get` and `tftpkit put`: curl's codes for TFTP (68-74 for the TFTP
- * errors 1-7; 71 also for 0, 4 and anything else the server sends, as curl does), 28 for a
+ * errors 1-7, 71 also for ERROR 0, 42 for ERROR 8 and codes beyond, as curl does), 28 for a
  * timeout, 6 for a host that does not resolve, 23/26 for local write/read errors.
  */
 export const ClientExit = {
@@ -78,13 +78,15 @@ export const ClientExit = {
   READ_ERROR: 26,
   /** The server stopped answering (curl: operation timed out). */
   TIMEOUT: 28,
+  /** ERROR 8 (options refused) or a code beyond 8 (curl: aborted). */
+  OTHER_TFTP_ERROR: 42,
   /** ERROR 1, file not found. */
   NOT_FOUND: 68,
   /** ERROR 2, access violation. */
   ACCESS_VIOLATION: 69,
   /** ERROR 3, disk full on the server. */
   DISK_FULL: 70,
-  /** ERROR 4 illegal operation; also ERROR 0, 8 and unknown codes (as curl). */
+  /** ERROR 4 illegal operation; also ERROR 0, not defined (as curl). */
   ILLEGAL_OPERATION: 71,
   /** ERROR 5, unknown transfer ID. */
   UNKNOWN_TID: 72,
@@ -99,6 +101,7 @@ export const ClientExit = {
 } as const;
 
 const BY_TFTP_CODE: Record<number, number> = {
+  [ErrorCode.NOT_DEFINED]: ClientExit.ILLEGAL_OPERATION,
   [ErrorCode.FILE_NOT_FOUND]: ClientExit.NOT_FOUND,
   [ErrorCode.ACCESS_VIOLATION]: ClientExit.ACCESS_VIOLATION,
   [ErrorCode.DISK_FULL]: ClientExit.DISK_FULL,
@@ -135,10 +138,10 @@ export function clientExitCode(e: unknown, signal?: Deno.Signal): number {
   if (e instanceof ClobberError) return ClientExit.FILE_EXISTS;
   if (e instanceof HostNotFoundError) return ClientExit.HOST_NOT_FOUND;
   if (e instanceof TimeoutError) return ClientExit.TIMEOUT;
-  if (e instanceof PeerError) return BY_TFTP_CODE[e.code] ?? ClientExit.ILLEGAL_OPERATION;
+  if (e instanceof PeerError) return BY_TFTP_CODE[e.code] ?? ClientExit.OTHER_TFTP_ERROR;
   // We ended the transfer over something the server did (a bad OACK, a wrong packet).
   if (e instanceof RefusedError && e.code !== ErrorCode.NOT_DEFINED) {
-    return BY_TFTP_CODE[e.code] ?? ClientExit.ILLEGAL_OPERATION;
+    return BY_TFTP_CODE[e.code] ?? ClientExit.OTHER_TFTP_ERROR;
   }
   return ClientExit.ERROR;
 }
@@ -167,13 +170,14 @@ export const ServeExit = {
 /** The client's exit codes as a table for `--help` (README has the same). */
 export const CLIENT_EXIT_HELP = `Exit codes (curl's, for TFTP):
   0    done                          68   ERROR 1 file not found
-  2    bad command line              69   ERROR 2 access violation
-  6    host name does not resolve    70   ERROR 3 disk full (on the server)
-  23   cannot write LOCAL            71   ERROR 4 illegal operation (also 0, 8, others)
-  26   cannot read LOCAL             72   ERROR 5 unknown transfer ID
-  28   timeout: the server stopped   73   ERROR 6 file exists; LOCAL exists (--no-clobber)
-       answering                     74   ERROR 7 no such user
-  1    any other failure             130  SIGINT, 143 SIGTERM (the server is sent ERROR 0)
+  1    any other failure             69   ERROR 2 access violation
+  2    bad command line              70   ERROR 3 disk full (on the server)
+  6    host name does not resolve    71   ERROR 4 illegal operation, or ERROR 0
+  23   cannot write LOCAL            72   ERROR 5 unknown transfer ID
+  26   cannot read LOCAL             73   ERROR 6 file exists; LOCAL exists (--no-clobber)
+  28   timeout: the server stopped   74   ERROR 7 no such user
+       answering                     42   ERROR 8 (options refused) or another code
+  130  SIGINT, 143 SIGTERM: the server is sent ERROR 0 "cancelled"
 `;
 
 /** The server's exit codes as a table for `--help` (README has the same). */

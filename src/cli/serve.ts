@@ -35,7 +35,8 @@ export async function runServe(args: string[]): Promise<number> {
     console.log(SERVE_HELP);
     return ServeExit.OK;
   }
-  await setupLogging({ level: config.level, format: config.logFormat });
+  // The start line is what a script waits for: -q keeps it.
+  await setupLogging({ level: config.level, format: config.logFormat, parts: { start: "info" } });
   const log = getLogger("server");
   const source = await openSource(config, log);
   const controller = new AbortController();
@@ -103,7 +104,7 @@ export async function runServe(args: string[]): Promise<number> {
     });
     armIdle();
     const where = server.addresses.map(formatAddr);
-    log.info(`listening on ${where.join(" ")} serving ${source.describe()}`, {
+    getLogger("start").info(`listening on ${where.join(" ")} serving ${source.describe()}`, {
       event: "listening",
       addresses: where,
       port: server.port,

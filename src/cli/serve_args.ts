@@ -69,7 +69,7 @@ Running:
   --once                    exit after one successful transfer (same as --max-transfers 1)
   --max-transfers N         exit 0 after N successful transfers
   --idle-exit SECONDS       exit when no transfer ran for this long
-  -q, --quiet               log warnings and errors only
+  -q, --quiet               log the start line, warnings and errors only
   -v, --verbose             debug logging: options asked and answered, names as resolved,
                             dropped and malformed requests
   --log-format text|json    log lines as text (default) or one JSON object per line

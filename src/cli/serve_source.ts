@@ -89,8 +89,11 @@ export async function openSource(config: ServeConfig, log: Logger): Promise<File
 async function openDirectory(config: ServeConfig, path: string): Promise<FileSource> {
   const rules = config.mapFile ? await readRules(config.mapFile) : undefined;
   try {
-    // Searching the directory (its x bit) is what every request needs.
-    await Deno.stat(join(path, "."));
+    // Every request looks a name up in the directory (its x bit): a name that does not exist
+    // is "not found" when it may, "permission denied" when it may not.
+    await Deno.stat(join(path, ".tftpkit-search-probe")).catch((e) => {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    });
     if (config.ignoreCase) { for await (const _ of Deno.readDir(path)) break; }
   } catch (e) {
     throw new StartupError(`cannot read the directory ${path}: ${why(e)}`);
