@@ -73,6 +73,34 @@ Deno.test("SIGINT/SIGTERM during get/put: ERROR 0 'cancelled' at once, no .part,
   }
 });
 
+Deno.test("get into a FIFO nobody reads: a second SIGINT exits at once", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "tftpkit-signal-" });
+  const fifo = join(dir, "fifo");
+  const made = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+  equal(made.code, 0);
+  const s = startScripted(() => ({ hold: true }));
+  const child = spawnCli(["get", `127.0.0.1:${s.port}`, "fw.bin", fifo]);
+  const output = child.output();
+  try {
+    await new Promise((r) => setTimeout(r, 1000));
+    child.kill("SIGINT");
+    await new Promise((r) => setTimeout(r, 200));
+    const second = performance.now();
+    child.kill("SIGINT");
+    const r = await output;
+    ok(performance.now() - second < 1000, "the second SIGINT did not exit at once");
+    equal(r.code, 130);
+    ok((await Deno.lstat(fifo)).isFifo);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await output;
+    await s.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("serve --once stopped by a signal exits 130/143, without --once 0", async (t) => {
   const dir = await Deno.makeTempDir({ prefix: "tftpkit-signal-" });
   try {

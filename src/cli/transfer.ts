@@ -97,7 +97,10 @@ export async function runTransfer(command: "get" | "put", args: string[]): Promi
   const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
   const handlers = signals.map((signal) => {
     const handler = () => {
-      signalled ??= signal;
+      // A second signal while something local blocks (a FIFO without a reader, standard input
+      // that sends nothing) exits at once.
+      if (signalled) Deno.exit(clientExitCode(new AbortedError(), signalled));
+      signalled = signal;
       controller.abort(new Error(CANCELLED));
     };
     Deno.addSignalListener(signal, handler);

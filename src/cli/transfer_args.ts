@@ -29,7 +29,8 @@ Options:
 
 A progress line shows when standard error is a terminal (cut to its width); when neither
 standard output nor standard error is one, one summary line goes to standard error instead.
-SIGINT/SIGTERM sends the server ERROR 0 "cancelled" and removes what was written.
+SIGINT/SIGTERM sends the server ERROR 0 "cancelled" and removes what was written; a second
+one exits at once (when a FIFO or standard input holds it up).
 
 ${CLIENT_EXIT_HELP}`;
 
