@@ -108,7 +108,16 @@ export async function resolveUdp(host: string, port: number): Promise<Deno.NetAd
   }
 }
 
-/** Deno was started without the unstable UDP API; the message says how to enable it. */
+/**
+ * Deno was started without the unstable UDP API; the message says how to enable it.
+ *
+ * @example
+ * ```ts
+ * import { UnstableNetError } from "./net.ts";
+ * import { match } from "node:assert/strict";
+ * match(new UnstableNetError().message, /--unstable-net/);
+ * ```
+ */
 export class UnstableNetError extends Error {
   /** Creates the error; its message names `--unstable-net`. */
   constructor() {

@@ -10,7 +10,17 @@ import { AbortedError, ErrorCode, PeerError, RefusedError, TimeoutError } from "
 import { HostNotFoundError } from "../net.ts";
 import { UsageError } from "./args.ts";
 
-/** A local file could not be read or written; the peer is sent the due ERROR (e.g. 3). */
+/**
+ * A local file could not be read or written; the peer is sent the due ERROR (e.g. 3).
+ *
+ * @example
+ * ```ts
+ * import { clientExitCode, LocalFileError } from "./exit_codes.ts";
+ * import { equal } from "node:assert/strict";
+ * const e = new LocalFileError("write", "fw.bin", 3, "disk full", "disk full (No space left)");
+ * equal(clientExitCode(e), 23);
+ * ```
+ */
 export class LocalFileError extends RefusedError {
   /** The local path, as the user gave it. */
   readonly path: string;
@@ -45,7 +55,16 @@ export class LocalFileError extends RefusedError {
   }
 }
 
-/** `LOCAL` exists and `--no-clobber` was given. */
+/**
+ * `LOCAL` exists and `--no-clobber` was given.
+ *
+ * @example
+ * ```ts
+ * import { ClobberError, clientExitCode } from "./exit_codes.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(clientExitCode(new ClobberError("fw.bin")), 73);
+ * ```
+ */
 export class ClobberError extends Error {
   /**
    * Creates the error.
@@ -62,6 +81,13 @@ export class ClobberError extends Error {
  * Exit codes of `tftpkit get` and `tftpkit put`: curl's codes for TFTP (68-74 for the TFTP
  * errors 1-7, 71 also for ERROR 0, 42 for ERROR 8 and codes beyond, as curl does), 28 for a
  * timeout, 6 for a host that does not resolve, 23/26 for local write/read errors.
+ *
+ * @example
+ * ```ts
+ * import { ClientExit } from "./exit_codes.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(ClientExit.NOT_FOUND, 68);
+ * ```
  */
 export const ClientExit = {
   /** The transfer completed. */
@@ -146,7 +172,16 @@ export function clientExitCode(e: unknown, signal?: Deno.Signal): number {
   return ClientExit.ERROR;
 }
 
-/** Exit codes of `tftpkit serve`. */
+/**
+ * Exit codes of `tftpkit serve`.
+ *
+ * @example
+ * ```ts
+ * import { ServeExit } from "./exit_codes.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(ServeExit.IDLE, 3);
+ * ```
+ */
 export const ServeExit = {
   /**
    * Stopped by SIGINT/SIGTERM (without `--once`/`--max-transfers`), `--max-transfers` reached,

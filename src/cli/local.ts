@@ -47,6 +47,15 @@ function osWords(e: unknown): string {
 /**
  * A {@linkcode LocalFileError} for a failure of `op` on `path`: the peer's ERROR code and message
  * from {@linkcode fsErrorToTftp}, the user's reason with the system's words.
+ *
+ * @example
+ * ```ts
+ * import { localError } from "./local.ts";
+ * import { equal } from "node:assert/strict";
+ * const e = localError("write", "fw.bin", new Error("No space left on device (os error 28)"));
+ * equal(e.code, 3);
+ * equal(e.reason, "disk full (No space left on device)");
+ * ```
  */
 export function localError(op: "read" | "write", path: string, e: unknown): LocalFileError {
   if (e instanceof LocalFileError) return e;
@@ -118,6 +127,19 @@ export interface Destination {
  *
  * @throws {LocalFileError} LOCAL is a directory, its directory is missing, it cannot be written.
  * @throws {ClobberError} LOCAL is an existing file and `noClobber` is set.
+ *
+ * @example A regular file appears only when committed
+ * ```ts
+ * import { openDestination } from "./local.ts";
+ * import { equal } from "node:assert/strict";
+ * const dir = await Deno.makeTempDir();
+ * const { handle, direct } = await openDestination(`${dir}/fw.bin`);
+ * equal(direct, false);
+ * await handle.write(new TextEncoder().encode("image"));
+ * await handle.commit();
+ * equal(await Deno.readTextFile(`${dir}/fw.bin`), "image");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
  */
 export async function openDestination(local: string, noClobber = false): Promise<Destination> {
   const std = local === "-" ? "stdout" : stdStreamOf(local);
@@ -193,6 +215,17 @@ export async function openDestination(local: string, noClobber = false): Promise
  * or standard input (`-`).
  *
  * @throws {LocalFileError} LOCAL is missing, a directory, or cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { openLocalSource } from "./local.ts";
+ * import { LocalFileError } from "./exit_codes.ts";
+ * import { equal, rejects } from "node:assert/strict";
+ * const handle = await openLocalSource("deno.json");
+ * equal(typeof handle.size, "number");
+ * handle.close();
+ * await rejects(openLocalSource("no-such-file"), LocalFileError);
+ * ```
  */
 export async function openLocalSource(local: string): Promise<ReadHandle> {
   if (local === "-" || stdStreamOf(local) === "stdin") {

@@ -142,7 +142,17 @@ export interface ServeConfig {
   help: boolean;
 }
 
-/** Does PATH name an HTTP(S) URL? */
+/**
+ * Does PATH name an HTTP(S) URL?
+ *
+ * @example
+ * ```ts
+ * import { isUrl } from "./serve_args.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(isUrl("https://artifacts.example/fw.img"), true);
+ * equal(isUrl("/srv/tftp"), false);
+ * ```
+ */
 export function isUrl(path: string | undefined): boolean {
   return /^https?:\/\//i.test(path ?? "");
 }

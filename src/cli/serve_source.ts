@@ -18,7 +18,15 @@ import { type Logger, redactSecrets } from "../log.ts";
 import { UsageError } from "./args.ts";
 import { isUrl, type ServeConfig } from "./serve_args.ts";
 
-/** The server cannot serve what it was given; printed as one line, exit 1. */
+/**
+ * The server cannot serve what it was given; printed as one line, exit 1.
+ *
+ * @example
+ * ```ts
+ * import { StartupError } from "./serve_source.ts";
+ * const e = new StartupError("cannot read /srv/floppy.img: permission denied");
+ * ```
+ */
 export class StartupError extends Error {
   /**
    * Creates the error.
@@ -47,6 +55,16 @@ function why(e: unknown): string {
  * @throws {UsageError} A missing PATH, a flag that does not fit what PATH is.
  * @throws {StartupError} An unreadable file or directory, an unwritable `--write` directory, a
  *   dead origin with `--once`/`--max-transfers`.
+ *
+ * @example
+ * ```ts
+ * import { openSource } from "./serve_source.ts";
+ * import { parseServeArgs } from "./serve_args.ts";
+ * import { getLogger } from "../log.ts";
+ * import { match } from "node:assert/strict";
+ * const source = await openSource(parseServeArgs(["demo"]), getLogger("server"));
+ * match(source.describe(), /^directory .*demo \(read-only\)$/);
+ * ```
  */
 export async function openSource(config: ServeConfig, log: Logger): Promise<FileSource> {
   if (config.origin !== undefined) return await openHttpSource(config, config.origin, log);
@@ -157,6 +175,18 @@ async function openHttpSource(config: ServeConfig, url: string, log: Logger): Pr
  * Sends the origin a HEAD (4 s, redirects followed) and says what is wrong, or undefined. A
  * single URL must exist (2xx; 405/501 mean HEAD is not supported, which is fine); a tree's base
  * only has to answer below 500.
+ *
+ * @example
+ * ```ts
+ * import { probeOrigin } from "./serve_source.ts";
+ * import { equal } from "node:assert/strict";
+ * const origin = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, () =>
+ *   new Response("no", { status: 404 }));
+ * const base = `http://127.0.0.1:${origin.addr.port}`;
+ * equal(await probeOrigin(new URL(`${base}/fw.img`), false), "not found (HTTP 404)");
+ * equal(await probeOrigin(new URL(`${base}/pxe/`), true), undefined);
+ * await origin.shutdown();
+ * ```
  */
 export async function probeOrigin(url: URL, tree: boolean): Promise<string | undefined> {
   let res: Response;

@@ -24,10 +24,15 @@ export interface Drainable {
  * Waits for `sessions()` to end: settled ones are aborted at once, running ones get `graceMs`
  * (or until `hurried` resolves), then are aborted with `reason`.
  *
- * @example
- * ```ts ignore
+ * @example A settled session is aborted at once; nothing waits for the grace period
+ * ```ts
  * import { drain } from "./drain.ts";
- * await drain(() => [...sessions.values()], 5000, hurried, new Error("server shutting down"));
+ * import { equal } from "node:assert/strict";
+ * const controller = new AbortController();
+ * const done = new Promise((r) => controller.signal.addEventListener("abort", r));
+ * const reason = new Error("server shutting down");
+ * await drain(() => [{ controller, done, settled: true }], 60_000, new Promise(() => {}), reason);
+ * equal(controller.signal.reason, reason);
  * ```
  */
 export async function drain(

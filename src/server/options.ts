@@ -96,10 +96,12 @@ export const DEFAULTS = {
  * `options` with every option left undefined set to its default.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { withDefaults } from "./options.ts";
- * const o = withDefaults({ source, port: undefined });
- * console.log(o.port); // 69
+ * import { SingleFileSource } from "../storage/files.ts";
+ * import { equal } from "node:assert/strict";
+ * const source = await SingleFileSource.open("deno.json");
+ * equal(withDefaults({ source, port: undefined }).port, 69);
  * ```
  */
 export function withDefaults(options: ServerOptions): ServerOptions & typeof DEFAULTS {
