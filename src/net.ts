@@ -113,7 +113,7 @@ export async function resolveUdp(host: string, port: number): Promise<Deno.NetAd
  *
  * @example
  * ```ts
- * import { UnstableNetError } from "./net.ts";
+ * import { UnstableNetError } from "./mod.ts";
  * import { match } from "node:assert/strict";
  * match(new UnstableNetError().message, /--unstable-net/);
  * ```
