@@ -14,6 +14,7 @@ import {
   describeError,
   errorCodeName,
   PeerError,
+  printable,
   RefusedError,
   TftpError,
   TimeoutError,
@@ -47,7 +48,8 @@ interface Outcome {
 function reasonOf(e: unknown, server: string, signal?: Deno.Signal): string {
   if (e instanceof AbortedError && signal) return `cancelled (${signal}); the server was told`;
   if (e instanceof PeerError) {
-    return `server sent ERROR ${e.code} (${errorCodeName(e.code)}): ${e.peerMessage || "-"}`;
+    const said = printable(e.peerMessage) || "-";
+    return `server sent ERROR ${e.code} (${errorCodeName(e.code)}): ${said}`;
   }
   if (e instanceof LocalFileError) return `cannot ${e.op} ${e.path}: ${e.reason}`;
   if (e instanceof ClobberError) return e.message;
