@@ -54,6 +54,21 @@ export function redactSecrets(text: string): string {
   });
 }
 
+/**
+ * `text` as a log message with no placeholders: its braces doubled, so that a peer's file name
+ * such as `{peer}` is printed as is instead of being filled in.
+ *
+ * @example
+ * ```ts
+ * import { literal } from "./log.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(literal('RRQ "{peer}"'), 'RRQ "{{peer}}"');
+ * ```
+ */
+export function literal(text: string): string {
+  return text.replace(/[{}]/g, (c) => c + c);
+}
+
 function redactValue(v: unknown): unknown {
   if (typeof v === "string") return redactSecrets(v);
   if (Array.isArray(v)) return v.map(redactValue);

@@ -139,6 +139,13 @@ Deno.test("log lines: an event on every JSON line, one rate unit, '1 transfer', 
       const done = records.find((r) => r.event === "max-transfers");
       equal(done.msg, "1 transfer done (--max-transfers): stopping");
     });
+    await t.step("a name that looks like a placeholder is logged as sent", async () => {
+      s = await startServer([dir, "-v"]);
+      equal((await cli(["get", `127.0.0.1:${s.port}`, "{peer}{bytes}", "-"])).code, 68);
+      await s.waitFor(/RRQ "\{peer\}\{bytes\}" refused: file not found/);
+      ok(s.lines.some((l) => /RRQ "\{peer\}\{bytes\}" \(octet\), options asked/.test(l)));
+      await s.stop();
+    });
     await t.step(
       "IPv6 peers and servers in brackets, in the log and in the client's message",
       async () => {

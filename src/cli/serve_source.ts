@@ -14,7 +14,7 @@ import { MapRulesError, parseMapRules } from "../storage/names.ts";
 import type { FileSource } from "../storage/source.ts";
 import { HttpCache } from "../storage/http/cache.ts";
 import { HttpFileSource } from "../storage/http/origin.ts";
-import { type Logger, redactSecrets } from "../log.ts";
+import { literal, type Logger, redactSecrets } from "../log.ts";
 import { UsageError } from "./args.ts";
 import { isUrl, type ServeConfig } from "./serve_args.ts";
 
@@ -152,7 +152,7 @@ async function openHttpSource(config: ServeConfig, url: string, log: Logger): Pr
       await source.close();
       throw new StartupError(`${message} (--once/--max-transfers cannot succeed)`);
     }
-    log.warn(`${message}: starting anyway; requests fail until it answers`, {
+    log.warn(literal(`${message}: starting anyway; requests fail until it answers`), {
       event: "origin-unreachable",
       origin: redactSecrets(source.url.href),
       error: problem,

@@ -22,7 +22,7 @@ import {
 import { type Negotiated, plainSettings } from "../wire/options.ts";
 import { asTftpError, ErrorCode, PeerError, RefusedError } from "../errors.ts";
 import { formatAddr, listenUdp, resolveUdp } from "../net.ts";
-import { getLogger } from "../log.ts";
+import { getLogger, literal } from "../log.ts";
 import { ChunkReader, chunkSizeFor, netasciiReadHandle, netasciiSink } from "../storage/chunks.ts";
 import type { ReadHandle } from "../storage/source.ts";
 import { acceptOack, type OptionRequest, requestOptions } from "../wire/options.ts";
@@ -135,9 +135,10 @@ async function request(
     });
     const rto = new Rto(o.timeoutMs ?? DEFAULT_TIMEOUT_MS, retries);
     log.debug(
-      `${op} ${JSON.stringify(remote)} to ${formatAddr(server)} (${
-        o.mode ?? "octet"
-      }), options asked: ${words(asked)}`,
+      literal(
+        `${op} ${JSON.stringify(remote)} to ${formatAddr(server)} (${o.mode ?? "octet"}), ` +
+          `options asked: ${words(asked)}`,
+      ),
       {
         event: "request",
         op,
@@ -173,7 +174,7 @@ async function request(
       return { channel, reply, negotiated: plainSettings(), acknowledged: new Map(), rto };
     }
     const acknowledged = (decode(reply) as { options: Map<string, string> }).options;
-    log.debug(`the server answered with an OACK: ${words(acknowledged)}`, {
+    log.debug(literal(`the server answered with an OACK: ${words(acknowledged)}`), {
       event: "answered",
       answered: Object.fromEntries(acknowledged),
     });
@@ -190,8 +191,10 @@ async function request(
 
 function done(what: string, remote: string, stats: TransferStats): void {
   log.debug(
-    `${what} of ${JSON.stringify(remote)} done: ${stats.bytes} bytes, ` +
-      `${stats.retransmits} retransmits`,
+    literal(
+      `${what} of ${JSON.stringify(remote)} done: ${stats.bytes} bytes, ` +
+        `${stats.retransmits} retransmits`,
+    ),
     { event: "done", bytes: stats.bytes, retransmits: stats.retransmits },
   );
 }

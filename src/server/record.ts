@@ -6,7 +6,7 @@
  */
 
 import { ErrorCode, RefusedError, type TftpError } from "../errors.ts";
-import { getLogger } from "../log.ts";
+import { getLogger, literal } from "../log.ts";
 
 const log = getLogger("transfer");
 
@@ -117,26 +117,24 @@ export function reportTransfer(r: TransferRecord, operatorProblem = false): void
   const props = { event: "transfer", ...r };
   const dir = r.op === "RRQ" ? "sent" : "received";
   const what = `${r.peer} ${r.op} ${JSON.stringify(r.file)}`;
+  // Peer text (names, errors) is printed as is: no placeholders in these messages.
+  const info = (m: string) => log.info(literal(m), props);
+  const warn = (m: string) => log.warn(literal(m), props);
   switch (r.outcome) {
     case "ok": {
       const note = r.note ? ` (${r.note})` : "";
-      log.info(
-        `${what} ok: ${dir} ${r.bytes} bytes in ${r.durationMs} ms (${
-          formatRate(r.rateBps)
-        })${note}`,
-        props,
-      );
+      const rate = formatRate(r.rateBps);
+      info(`${what} ok: ${dir} ${r.bytes} bytes in ${r.durationMs} ms (${rate})${note}`);
       break;
     }
     case "size-probe":
-      log.info(`${what} size probe: client read the OACK and ended the transfer`, props);
+      info(`${what} size probe: client read the OACK and ended the transfer`);
       break;
     case "refused":
-      if (operatorProblem) log.warn(`${what} refused: ${r.error}`, props);
-      else log.info(`${what} refused: ${r.error}`, props);
+      (operatorProblem ? warn : info)(`${what} refused: ${r.error}`);
       break;
     default:
-      log.warn(`${what} failed (${r.outcome}): ${r.error}; ${dir} ${r.bytes} bytes`, props);
+      warn(`${what} failed (${r.outcome}): ${r.error}; ${dir} ${r.bytes} bytes`);
   }
 }
 

@@ -26,7 +26,7 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import { formatAddr } from "../net.ts";
-import { getLogger } from "../log.ts";
+import { getLogger, literal } from "../log.ts";
 import {
   ChunkReader,
   chunkSizeFor,
@@ -122,8 +122,10 @@ export async function prepare(
 ): Promise<PreparedTransfer> {
   const record = recordFor(request, peer);
   log.debug(
-    `${record.peer} ${record.op} ${JSON.stringify(record.file)} (${printable(request.mode)}), ` +
-      `options asked: ${optionWords(record.asked!)}`,
+    literal(
+      `${record.peer} ${record.op} ${JSON.stringify(record.file)} (${printable(request.mode)}), ` +
+        `options asked: ${optionWords(record.asked!)}`,
+    ),
     { event: "request", peer: record.peer, op: record.op, file: record.file, asked: record.asked },
   );
   const mode = request.mode;
@@ -175,8 +177,10 @@ function withSettings(t: PreparedTransfer, oack: Map<string, string>): PreparedT
   r.windowsize = t.negotiated.windowsize;
   r.answered = Object.fromEntries(oack);
   log.debug(
-    `${r.peer} ${r.op} ${JSON.stringify(r.file)} resolved to ${r.path}; options answered: ` +
-      `${optionWords(r.answered)}`,
+    literal(
+      `${r.peer} ${r.op} ${JSON.stringify(r.file)} resolved to ${r.path}; options answered: ` +
+        `${optionWords(r.answered)}`,
+    ),
     { event: "accepted", peer: r.peer, file: r.file, path: r.path, answered: r.answered },
   );
   return t;
