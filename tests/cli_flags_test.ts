@@ -218,15 +218,16 @@ Deno.test("deno task serve DIR --write accepts uploads: the task has the binary'
   equal(deno, "deno");
   equal(words.pop(), "serve");
   const dir = await Deno.makeTempDir({ prefix: "tftpkit-flags-" });
-  const s = await startServer([dir, "--write"], { command: [Deno.execPath(), ...words] });
   const src = join(dir, "..", `${crypto.randomUUID()}.cfg`);
+  let s: ServerProcess | undefined;
   try {
+    s = await startServer([dir, "--write"], { command: [Deno.execPath(), ...words] });
     await Deno.writeTextFile(src, "hostname sw1\n");
     const r = await run("curl", ["-sS", "-T", src, `tftp://127.0.0.1:${s.port}/sw1.cfg`]);
     equal(r.code, 0, r.stderr);
     equal(await Deno.readTextFile(join(dir, "sw1.cfg")), "hostname sw1\n");
   } finally {
-    await s.stop();
+    await s?.stop();
     await Deno.remove(src).catch(() => {});
     await Deno.remove(dir, { recursive: true });
   }
