@@ -13,35 +13,47 @@
  */
 
 /**
- * TFTP error codes (RFC 1350, RFC 2347).
+ * TFTP error codes by name (RFC 1350, RFC 2347): 0 not defined, 1 file not found, 2 access
+ * violation, 3 disk full, 4 illegal operation, 5 unknown transfer ID, 6 file exists, 7 no such
+ * user, 8 option refused.
  *
  * @example
  * ```ts
- * import { ErrorCode } from "./errors.ts";
+ * import { ErrorCode } from "./mod.ts";
  * import { equal } from "node:assert/strict";
  * equal(ErrorCode.FILE_NOT_FOUND, 1);
  * ```
  */
-export const ErrorCode = {
+export const ErrorCode: {
   /** 0: not defined, see the message. */
-  NOT_DEFINED: 0,
+  readonly NOT_DEFINED: 0;
   /** 1: file not found. */
-  FILE_NOT_FOUND: 1,
+  readonly FILE_NOT_FOUND: 1;
   /** 2: access violation. */
-  ACCESS_VIOLATION: 2,
+  readonly ACCESS_VIOLATION: 2;
   /** 3: disk full or allocation exceeded. */
-  DISK_FULL: 3,
+  readonly DISK_FULL: 3;
   /** 4: illegal TFTP operation. */
-  ILLEGAL_OPERATION: 4,
+  readonly ILLEGAL_OPERATION: 4;
   /** 5: unknown transfer ID. */
-  UNKNOWN_TID: 5,
+  readonly UNKNOWN_TID: 5;
   /** 6: file already exists. */
-  FILE_EXISTS: 6,
+  readonly FILE_EXISTS: 6;
   /** 7: no such user. */
-  NO_SUCH_USER: 7,
+  readonly NO_SUCH_USER: 7;
   /** 8: the transfer should be terminated during option negotiation (RFC 2347). */
+  readonly OPTION_REFUSED: 8;
+} = {
+  NOT_DEFINED: 0,
+  FILE_NOT_FOUND: 1,
+  ACCESS_VIOLATION: 2,
+  DISK_FULL: 3,
+  ILLEGAL_OPERATION: 4,
+  UNKNOWN_TID: 5,
+  FILE_EXISTS: 6,
+  NO_SUCH_USER: 7,
   OPTION_REFUSED: 8,
-} as const;
+};
 
 /** A TFTP error code: one of {@linkcode ErrorCode}'s values, or another number from a peer. */
 export type ErrorCodeValue = number;
@@ -78,7 +90,7 @@ export function errorCodeName(code: number): string {
  *
  * @example Tell the kinds apart
  * ```ts
- * import { PeerError, TftpError } from "./errors.ts";
+ * import { PeerError, TftpError } from "./mod.ts";
  * import { equal } from "node:assert/strict";
  * const e: unknown = new PeerError(1, "File not found");
  * equal(e instanceof TftpError && e instanceof PeerError, true);
@@ -86,6 +98,8 @@ export function errorCodeName(code: number): string {
  */
 export class TftpError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What happened.
    * @param options `cause`.
    */
@@ -101,14 +115,16 @@ export class TftpError extends Error {
  *
  * @example Refuse a request
  * ```ts
- * import { ErrorCode, RefusedError } from "./errors.ts";
+ * import { ErrorCode, RefusedError } from "./mod.ts";
  * const e = new RefusedError(ErrorCode.FILE_NOT_FOUND, "file not found");
  * ```
  */
 export class RefusedError extends TftpError {
-  /** The TFTP error code sent to the peer. */
+  /** The TFTP error code sent to the peer (see {@linkcode ErrorCode}: 1 file not found, …). */
   readonly code: number;
   /**
+   * Creates the error.
+   *
    * @param code TFTP error code (see {@linkcode ErrorCode}).
    * @param message Short text sent to the peer.
    * @param options `cause`.
@@ -125,18 +141,20 @@ export class RefusedError extends TftpError {
  *
  * @example
  * ```ts
- * import { PeerError } from "./errors.ts";
+ * import { PeerError } from "./mod.ts";
  * import { equal } from "node:assert/strict";
  * const e = new PeerError(1, "File not found");
  * equal(e.message, "peer sent ERROR 1 (file not found): File not found");
  * ```
  */
 export class PeerError extends TftpError {
-  /** The code the peer sent. */
+  /** The code the peer sent (see {@linkcode ErrorCode}: 1 file not found, …). */
   readonly code: number;
   /** The message the peer sent. */
   readonly peerMessage: string;
   /**
+   * Creates the error.
+   *
    * @param code Code from the peer's ERROR packet.
    * @param message Message from the peer's ERROR packet.
    */
@@ -153,12 +171,16 @@ export class PeerError extends TftpError {
  *
  * @example
  * ```ts
- * import { TimeoutError } from "./errors.ts";
+ * import { TimeoutError } from "./mod.ts";
  * const e = new TimeoutError("no ACK for block 3 for 30 s");
  * ```
  */
 export class TimeoutError extends TftpError {
-  /** @param message What was waited for. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was waited for.
+   */
   constructor(message: string) {
     super(message);
     this.name = "TimeoutError";
@@ -170,7 +192,7 @@ export class TimeoutError extends TftpError {
  *
  * @example
  * ```ts
- * import { AbortedError } from "./errors.ts";
+ * import { AbortedError } from "./mod.ts";
  * import { equal } from "node:assert/strict";
  * const controller = new AbortController();
  * const reason = new Error("server shutting down");
@@ -182,11 +204,13 @@ export class TimeoutError extends TftpError {
  */
 export class AbortedError extends TftpError {
   /**
+   * Creates the error.
+   *
    * @param message Why the transfer was stopped.
    * @param options `cause`: the abort reason.
    */
-  constructor(message = "transfer aborted", options?: ErrorOptions) {
-    super(message, options);
+  constructor(message?: string, options?: ErrorOptions) {
+    super(message ?? "transfer aborted", options);
     this.name = "AbortedError";
   }
 

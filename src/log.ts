@@ -12,7 +12,7 @@ import {
   type LogRecord,
   reset,
   type Sink,
-} from "@logtape/logtape";
+} from "npm:@logtape/logtape@2.4.2";
 import { writeAllSync } from "./storage/atomic.ts";
 
 /** Severity levels, lowest first. */
@@ -20,6 +20,60 @@ export type LogLevel = "trace" | "debug" | "info" | "warning" | "error" | "fatal
 
 /** Output formats of {@linkcode setupLogging}. */
 export type LogFormat = "text" | "json";
+
+export type { Logger };
+
+const URL_IN_TEXT = /\bhttps?:\/\/[^\s"'<>]+/gi;
+
+/**
+ * Hides the secrets of every http(s) URL in `text`: the user name and password, and the query
+ * string (tokens, signatures) become `REDACTED`. Every log line and every message of the CLI
+ * goes through it.
+ *
+ * @example
+ * ```ts
+ * import { redactSecrets } from "./log.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(
+ *   redactSecrets("origin https://u:pw@h/a.img?sig=xyz is down"),
+ *   "origin https://REDACTED@h/a.img?REDACTED is down",
+ * );
+ * ```
+ */
+export function redactSecrets(text: string): string {
+  if (!text.includes("://")) return text;
+  return text.replace(URL_IN_TEXT, (match) => {
+    // Punctuation that ends a sentence is not part of the URL.
+    const tail = /[.,:;!?)\]]+$/.exec(match)?.[0] ?? "";
+    const url = match.slice(0, match.length - tail.length);
+    const m = /^(https?:\/\/)([^/?#]*@)?([^?#]*)(\?[^#]*)?(#.*)?$/i.exec(url);
+    if (!m) return match;
+    const [, scheme, userinfo, rest, query, hash] = m;
+    const q = query && query.length > 1 ? "?REDACTED" : (query ?? "");
+    return `${scheme}${userinfo ? "REDACTED@" : ""}${rest}${q}${hash ?? ""}${tail}`;
+  });
+}
+
+/**
+ * `text` as a log message with no placeholders: its braces doubled, so that a peer's file name
+ * such as `{peer}` is printed as is instead of being filled in.
+ *
+ * @example
+ * ```ts
+ * import { literal } from "./log.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(literal('RRQ "{peer}"'), 'RRQ "{{peer}}"');
+ * ```
+ */
+export function literal(text: string): string {
+  return text.replace(/[{}]/g, (c) => c + c);
+}
+
+function redactValue(v: unknown): unknown {
+  if (typeof v === "string") return redactSecrets(v);
+  if (Array.isArray(v)) return v.map(redactValue);
+  return v;
+}
 
 /**
  * The logger of one part of tftpkit (`server`, `transfer`, `files`, `client`).
@@ -35,13 +89,15 @@ export function getLogger(part: string): Logger {
 }
 
 function render(record: LogRecord): string {
-  return record.message.map((m) => (typeof m === "string" ? m : String(m))).join("");
+  return redactSecrets(
+    record.message.map((m) => (typeof m === "string" ? m : String(m))).join(""),
+  );
 }
 
 /**
- * Formats a record as one JSON object: `time`, `level`, `logger`, `msg`, then the record's
- * properties (for transfers: `event`, `peer`, `file`, `direction`, `bytes`, `durationMs`,
- * `rateBps`, `outcome`, …).
+ * Formats a record as one JSON object: `time`, `level`, `logger`, `msg`, `event` (`"log"` when
+ * the record names none), then the record's properties (for transfers: `peer`, `file`, `op`,
+ * `bytes`, `durationMs`, `rateBps`, `outcome`, …). URLs' secrets are redacted.
  *
  * @example
  * ```ts
@@ -57,12 +113,15 @@ function render(record: LogRecord): string {
  * ```
  */
 export function formatJson(record: LogRecord): string {
+  const properties: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(record.properties)) properties[k] = redactValue(v);
   return JSON.stringify({
     time: new Date(record.timestamp).toISOString(),
     level: record.level,
     logger: record.category.slice(1).join("."),
     msg: render(record),
-    ...record.properties,
+    event: "log",
+    ...properties,
   }) + "\n";
 }
 
@@ -95,6 +154,11 @@ export interface LoggingOptions {
   format?: LogFormat;
   /** Where lines go (default: standard output). */
   write?: (line: string) => void;
+  /**
+   * Parts logged from a lower level than `level` (e.g. `{ start: "info" }` keeps the start line
+   * when `level` is `warning`).
+   */
+  parts?: Record<string, LogLevel>;
 }
 
 /**
@@ -102,7 +166,7 @@ export interface LoggingOptions {
  *
  * @example JSON lines, to standard output unless `write` is given
  * ```ts
- * import { getLogger, setupLogging } from "./log.ts";
+ * import { getLogger, setupLogging } from "./mod.ts";
  * import { equal } from "node:assert/strict";
  *
  * const lines: string[] = [];
@@ -116,7 +180,8 @@ export interface LoggingOptions {
  * equal(record.event, "listening");
  * ```
  */
-export async function setupLogging(options: LoggingOptions = {}): Promise<void> {
+export async function setupLogging(options?: LoggingOptions): Promise<void> {
+  options ??= {};
   const format = options.format === "json" ? formatJson : formatText;
   const encoder = new TextEncoder();
   const write = options.write ??
@@ -128,6 +193,12 @@ export async function setupLogging(options: LoggingOptions = {}): Promise<void> 
     sinks: { out: sink },
     loggers: [
       { category: ["tftpkit"], lowestLevel: options.level ?? "info", sinks: ["out"] },
+      ...Object.entries(options.parts ?? {}).map(([part, level]) => ({
+        category: ["tftpkit", part],
+        lowestLevel: level,
+        sinks: ["out"],
+        parentSinks: "override" as const,
+      })),
       { category: ["logtape", "meta"], lowestLevel: "warning", sinks: ["out"] },
     ],
   });

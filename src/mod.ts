@@ -4,8 +4,11 @@
  *
  * Serve a directory (uploads optional), one file under every name, or any {@linkcode FileSource}
  * of your own; download and upload from code with {@linkcode get}, {@linkcode put} and friends.
- * The server needs `--allow-net --allow-read` (and `--allow-write` for uploads) and the `net`
- * unstable feature (`"unstable": ["net"]` in deno.json) for `Deno.listenDatagram`.
+ * UDP needs Deno's unstable net API: run with `--unstable-net` (or `"unstable": ["net"]` in your
+ * deno.json), or the first socket throws {@linkcode UnstableNetError}. The server needs
+ * `--allow-net --allow-read` (and `--allow-write` for uploads); the client `--allow-net`. The
+ * module imports only full specifiers (`npm:`, `node:`, relative paths), so a script anywhere can
+ * import it by path or URL without an import map.
  *
  * @example Serve a directory until aborted
  * ```ts
@@ -51,13 +54,25 @@
  * @module
  */
 
-export { serve, Server, type ServerOptions } from "./server/server.ts";
+export { type CloseOptions, serve, type Server, type ServerOptions } from "./server/server.ts";
 export type { Outcome, TransferRecord } from "./server/record.ts";
 export { BindError, type PortRange } from "./server/addresses.ts";
 export { type DirectoryOptions, DirectorySource, SingleFileSource } from "./storage/files.ts";
 export type { FileSource, ReadHandle, RequestInfo, WriteHandle } from "./storage/source.ts";
 export { HttpFileSource, type HttpSourceOptions } from "./storage/http/origin.ts";
-export { type CacheOptions, HttpCache } from "./storage/http/cache.ts";
+export {
+  type CacheEntry,
+  type CacheOptions,
+  type CacheStats,
+  HttpCache,
+} from "./storage/http/cache.ts";
+export {
+  type OriginBody,
+  OriginClient,
+  type OriginOptions,
+  type OriginResponse,
+  type Validators,
+} from "./storage/http/origin_client.ts";
 export type { TransferStats } from "./engine/settings.ts";
 export type { BlockSink } from "./engine/blocks.ts";
 export {
@@ -76,7 +91,12 @@ export {
   TftpError,
   TimeoutError,
 } from "./errors.ts";
-export { HostNotFoundError } from "./net.ts";
-export { DEFAULT_MAX_WINDOW_BYTES, MAX_WINDOW_BYTES, type Negotiated } from "./wire/options.ts";
+export { HostNotFoundError, UnstableNetError } from "./net.ts";
+export {
+  DEFAULT_MAX_WINDOW_BYTES,
+  MAX_WINDOW_BYTES,
+  type Negotiated,
+  type OptionRequest,
+} from "./wire/options.ts";
 export { type MapRule, MapRulesError, parseMapRules } from "./storage/names.ts";
 export { type LogFormat, type LoggingOptions, type LogLevel, setupLogging } from "./log.ts";

@@ -73,6 +73,8 @@ export class HostNotFoundError extends Error {
   /** The name that was looked up. */
   readonly hostname: string;
   /**
+   * Creates the error.
+   *
    * @param hostname The name.
    * @param options `cause`.
    */
@@ -104,4 +106,45 @@ export async function resolveUdp(host: string, port: number): Promise<Deno.NetAd
   } catch (e) {
     throw new HostNotFoundError(bare, { cause: e });
   }
+}
+
+/**
+ * Deno was started without the unstable UDP API; the message says how to enable it.
+ *
+ * @example
+ * ```ts
+ * import { UnstableNetError } from "./mod.ts";
+ * import { match } from "node:assert/strict";
+ * match(new UnstableNetError().message, /--unstable-net/);
+ * ```
+ */
+export class UnstableNetError extends Error {
+  /** Creates the error; its message names `--unstable-net`. */
+  constructor() {
+    super(
+      "UDP sockets need Deno's unstable net API: run with --unstable-net " +
+        '(or add "unstable": ["net"] to deno.json)',
+    );
+    this.name = "UnstableNetError";
+  }
+}
+
+/**
+ * Opens a UDP socket (`Deno.listenDatagram`), or throws {@linkcode UnstableNetError} naming
+ * `--unstable-net` when Deno runs without the unstable net API (instead of "listenDatagram is
+ * not a function").
+ *
+ * @throws {UnstableNetError} Without `--unstable-net`.
+ *
+ * @example
+ * ```ts
+ * import { listenUdp } from "./net.ts";
+ * const conn = listenUdp({ hostname: "127.0.0.1", port: 0 });
+ * conn.close();
+ * ```
+ */
+export function listenUdp(options: { hostname: string; port: number }): Deno.DatagramConn {
+  const listen = (Deno as { listenDatagram?: typeof Deno.listenDatagram }).listenDatagram;
+  if (typeof listen !== "function") throw new UnstableNetError();
+  return listen({ transport: "udp", ...options });
 }

@@ -129,15 +129,26 @@ Deno.test("bad flag values exit 2 with one line naming the flag", async () => {
       [["--max-transfers", "0"], "--max-transfers"],
       [["--idle-exit", "soon"], "--idle-exit"],
       [["--allow", "x/y"], "--allow"],
+      [["--allow", "10.0.0.0/33"], "--allow"],
+      [["--deny", "::1/129"], "--deny"],
+      [["--port", "-1"], "--port"],
+      [["--retries", "-3"], "--retries"],
+      [["--address", "127.0.0.1:x"], "--address"],
+      [["--address", "127.0.0.1:6969", "--port", "70"], "--address"],
+      [["--map", "-x"], "--map"],
       [["--map", join(dir, "no-such-map")], "--map"],
       [["--overwrite"], "--overwrite"],
       [[file, "--write"], "--write"],
     ];
     await Promise.all(cases.map(async ([args, flag]) => {
       // Safe defaults first (a later flag wins), so a server that wrongly starts stays local.
-      const r = await tftpkit(["serve", "--address", "127.0.0.1", "--port", "0", ...args], {
-        timeoutMs: 30_000,
-      });
+      const path = args[0] === file ? [] : [dir];
+      const r = await tftpkit(
+        ["serve", ...path, "--address", "127.0.0.1", "--port", "0", ...args],
+        {
+          timeoutMs: 30_000,
+        },
+      );
       const what = `serve ${args.join(" ")}`;
       equal(r.code, 2, `${what}: exit ${r.code}\n${r.stdout}${r.stderr}`);
       equal(r.stdout, "", what);
@@ -199,7 +210,7 @@ Deno.test("get to standard output and put need only --allow-net --allow-read", a
       equal(got.code, 0, got.stderr);
       deepEqual(got.out, data);
       const missing = await tftpkit(["get", "-q", `127.0.0.1:${server.port}`, "nope.bin", "-"]);
-      equal(missing.code, 1);
+      equal(missing.code, 68);
       equal(missing.out.length, 0);
       const line = oneLine(missing.stderr, "failed get");
       match(line, /^tftpkit get: .*not found/);

@@ -172,8 +172,8 @@ Deno.test("our client downloads from and uploads to tftpd-hpa (no windowsize)", 
     await t.step("a missing file fails with tftpd-hpa's message and no local file", async () => {
       const dir = await Deno.makeTempDir({ dir: local });
       const r = await cli(getArgs(port, "no-such-file", join(dir, "x")));
-      equal(r.code, 1);
-      match(r.stderr, /error 1: File not found/);
+      equal(r.code, 68);
+      match(r.stderr, /ERROR 1 \(file not found\): File not found/);
       deepEqual(await listDir(dir), []);
       await rejects(get({ hostname: HOST, port }, "no-such-file"), PeerError);
     });
@@ -326,11 +326,11 @@ Deno.test("our client downloads from dnsmasq's TFTP server on port 69", async (t
       );
     });
 
-    await t.step("a missing file exits 1 with dnsmasq's message", async () => {
+    await t.step("a missing file exits 68 with dnsmasq's message", async () => {
       const dir = await Deno.makeTempDir({ dir: local });
       const r = await cli(["get", address, "missing.0", join(dir, "missing.0"), "-q"]);
-      equal(r.code, 1);
-      match(r.stderr, /error 1: /);
+      equal(r.code, 68);
+      match(r.stderr, /ERROR 1 /);
       deepEqual(await listDir(dir), []);
     });
   } finally {

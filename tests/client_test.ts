@@ -175,16 +175,16 @@ Deno.test("our client against our own server", async (t) => {
       },
     );
 
-    await t.step("a missing file exits 1 with the server's message, no local file", async () => {
+    await t.step("a missing file exits 68 with the server's message, no local file", async () => {
       const dir = await Deno.makeTempDir({ dir: local });
       const r = await cli(getArgs(port, "no-such.bin", join(dir, "no-such.bin")));
-      equal(r.code, 1);
-      match(r.stderr, /error 1: file not found/);
+      equal(r.code, 68);
+      match(r.stderr, /ERROR 1 \(file not found\): file not found/);
       deepEqual(await listDir(dir), [], "neither the file nor a temporary file");
       const r2 = await cli(
         getArgs(port, "no-such.bin", join(dir, "no-such.bin"), ["--no-options"]),
       );
-      equal(r2.code, 1);
+      equal(r2.code, 68);
       deepEqual(await listDir(dir), []);
       await rejects(get({ hostname: HOST, port }, "no-such.bin"), (e: unknown) => {
         ok(e instanceof PeerError);
@@ -193,11 +193,11 @@ Deno.test("our client against our own server", async (t) => {
       });
     });
 
-    await t.step("a refused upload exits 1 with the server's message", async () => {
+    await t.step("a refused upload exits 73 with the server's message", async () => {
       const src = join(local, "data.bin");
       const r = await cli(putArgs(port, src, "data.bin"));
-      equal(r.code, 1);
-      match(r.stderr, /error 6: file already exists/);
+      equal(r.code, 73);
+      match(r.stderr, /ERROR 6 \(file exists\): file already exists/);
       await sameBytes(await Deno.readFile(join(root, "data.bin")), data, "original kept");
     });
   } finally {
@@ -207,7 +207,7 @@ Deno.test("our client against our own server", async (t) => {
   }
 });
 
-Deno.test("an unreachable port times out with exit 1 and leaves no file", async () => {
+Deno.test("an unreachable port times out with exit 28 and leaves no file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "tftpkit-client-" });
   try {
     const port = freeUdpPort();
@@ -218,14 +218,14 @@ Deno.test("an unreachable port times out with exit 1 and leaves no file", async 
       "--retries",
       "1",
     ]));
-    equal(r.code, 1, r.stderr);
+    equal(r.code, 28, r.stderr);
     match(r.stderr, /no answer/);
     ok(Date.now() - started < 30_000);
     deepEqual(await listDir(dir), []);
     const src = join(dir, "src.bin");
     await makeFile(src, 100, 41);
     const p = await cli(putArgs(port, src, "x.bin", ["--timeout", "1", "--retries", "1"]));
-    equal(p.code, 1, p.stderr);
+    equal(p.code, 28, p.stderr);
     match(p.stderr, /no answer/);
     await rejects(
       get({ hostname: HOST, port }, "x.bin", { timeoutMs: 1000, retries: 1 }),

@@ -289,7 +289,7 @@ Deno.test("at 100 % loss both ends give up after their retries and free their so
             50,
           );
           const r = await client;
-          assert.equal(r.code, 1, `exit code; stderr: ${r.stderr}`);
+          assert.equal(r.code, 28, `exit code; stderr: ${r.stderr}`);
           assert.match(r.stderr, /time|no answer/i);
           const left = [];
           for await (const e of Deno.readDir(out)) left.push(e.name);

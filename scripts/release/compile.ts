@@ -8,8 +8,9 @@
  * deno run --allow-all scripts/release/compile.ts --all --dry-run   # print the commands, build nothing
  * ```
  *
- * Every binary is built with `--unstable-net --allow-net --allow-read --allow-sys=networkInterfaces
- * --allow-write --no-prompt` (`networkInterfaces` lets the server listen once per local address)
+ * Every binary is built with `--unstable-net --allow-net --allow-read
+ * --allow-sys=networkInterfaces,statfs --allow-write --no-prompt` (`networkInterfaces` lets the
+ * server listen once per local address, `statfs` check the free space for an announced upload)
  * (and `--frozen` so it holds exactly the locked dependencies, `--exclude-unused-npm` so it holds
  * only the npm packages main.ts reaches: not the test-only ones).
  * Write permission is baked in because the same binary is also the client (`tftpkit get` saves

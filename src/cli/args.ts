@@ -6,7 +6,9 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
+import { parseCidr } from "../server/access.ts";
 import { MAX_WINDOW_BYTES } from "../wire/options.ts";
+import { didYouMean } from "./suggest.ts";
 
 /** A bad command line: printed as one line, exit code 2. */
 export class UsageError extends Error {
@@ -22,7 +24,9 @@ export class UsageError extends Error {
 type Options = NonNullable<ParseArgsConfig["options"]>;
 
 /**
- * Parses `args` strictly; unknown flags and missing values become {@linkcode UsageError}.
+ * Parses `args` strictly; unknown flags (with the closest known one suggested) and missing values
+ * become {@linkcode UsageError}. A negative number after a flag that takes a value is that flag's
+ * value (`--port -1`), so the value check can name the flag.
  *
  * @example
  * ```ts
@@ -33,14 +37,39 @@ type Options = NonNullable<ParseArgsConfig["options"]>;
  * ```
  */
 export function parse<O extends Options>(args: string[], options: O) {
+  const takesValue = (arg: string) => {
+    const long = /^--([^=]+)$/.exec(arg)?.[1];
+    const short = /^-([^-])$/.exec(arg)?.[1];
+    const name = long ?? Object.keys(options).find((k) => options[k].short === short);
+    return name !== undefined && options[name]?.type === "string";
+  };
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (takesValue(args[i]) && /^-\d/.test(args[i + 1] ?? "")) {
+      joined.push(`${args[i]}=${args[++i]}`);
+    } else joined.push(args[i]);
+  }
   try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
+    return parseArgs({ args: joined, options, allowPositionals: true, strict: true });
   } catch (e) {
     const msg = (e as Error).message;
     const unknown = /Unknown option '([^']+)'/.exec(msg);
-    if (unknown) throw new UsageError(`unknown option '${unknown[1]}'`);
+    if (unknown) {
+      // Suggest long names only: every one-letter flag is one edit from every other.
+      const hint = unknown[1].startsWith("--")
+        ? didYouMean(unknown[1], Object.keys(options).map((k) => `--${k}`))
+        : "";
+      throw new UsageError(`unknown option '${unknown[1]}'${hint}`);
+    }
     const missing = /Option '(-[^\s,]+)(?:, (--[^\s,]+))?[^']*' argument missing/.exec(msg);
     if (missing) throw new UsageError(`option '${missing[2] ?? missing[1]}' needs a value`);
+    const ambiguous = /Option '(-[^\s,]+)(?:, (--[^\s,]+))?[^']*' argument is ambiguous/.exec(msg);
+    if (ambiguous) {
+      const flag = ambiguous[2] ?? ambiguous[1];
+      throw new UsageError(
+        `option '${flag}' needs a value (to give one that starts with '-', write ${flag}=VALUE)`,
+      );
+    }
     throw new UsageError(msg.split("\n")[0]);
   }
 }
@@ -153,4 +182,55 @@ export function addressFlag(flag: string, value: string): string {
     v.includes(":");
   if (!ok) throw new UsageError(`${flag} must be an IPv4 or IPv6 address: got '${value}'`);
   return v;
+}
+
+/**
+ * Validates an `--address` value: an IP literal, or tftpd-hpa's `ADDR:PORT` habit
+ * (`127.0.0.1:6969`, `[::1]:6969`), which gives the port as well.
+ *
+ * @example
+ * ```ts
+ * import { addressPortFlag } from "./args.ts";
+ * import { deepEqual } from "node:assert/strict";
+ * deepEqual(addressPortFlag("127.0.0.1:6969"), { address: "127.0.0.1", port: 6969 });
+ * deepEqual(addressPortFlag("::1"), { address: "::1", port: undefined });
+ * ```
+ */
+export function addressPortFlag(value: string): { address: string; port?: number } {
+  const withPort = /^(\d{1,3}(?:\.\d{1,3}){3}):([^:]*)$/.exec(value) ??
+    /^\[([^\]]*)\]:(.*)$/.exec(value);
+  if (!withPort) {
+    try {
+      return { address: addressFlag("--address", value), port: undefined };
+    } catch {
+      throw new UsageError(
+        `--address must be an IPv4 or IPv6 address, optionally with a port (192.0.2.10, ` +
+          `192.0.2.10:69, [2001:db8::1]:69): got '${value}'`,
+      );
+    }
+  }
+  return {
+    address: addressFlag("--address", withPort[1]),
+    port: intFlag(`--address (port of '${value}')`, withPort[2], 0, 65535),
+  };
+}
+
+/**
+ * Validates an `--allow`/`--deny` value: an address or a CIDR block with a prefix length that
+ * fits the address (`10.0.0.0/33` is refused).
+ *
+ * @example
+ * ```ts
+ * import { cidrFlag } from "./args.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(cidrFlag("--allow", "10.0.0.0/8"), "10.0.0.0/8");
+ * ```
+ */
+export function cidrFlag(flag: string, value: string): string {
+  try {
+    parseCidr(value);
+  } catch (e) {
+    throw new UsageError(`${flag} must be an address or CIDR block: ${(e as Error).message}`);
+  }
+  return value;
 }

@@ -1,14 +1,17 @@
 /**
  * A one-line progress display on standard error: bytes, rate and, when the size is known, percent
- * and ETA. Redrawn at most ten times a second.
+ * and ETA. Redrawn at most ten times a second, and always cut to the terminal's width (the name
+ * is shortened, the line never wraps: 80-column BMC and serial consoles).
  *
  * @module
  */
 
+import { formatRate } from "../server/record.ts";
+
 const encoder = new TextEncoder();
 
 /**
- * Formats a byte count for people.
+ * Formats a byte count for people (binary prefixes: sizes; rates use {@linkcode formatRate}).
  *
  * @example
  * ```ts
@@ -28,7 +31,73 @@ export function formatBytes(n: number): string {
 }
 
 /**
- * A progress line for one transfer.
+ * Shortens `text` to at most `width` characters, keeping its end (a file name's extension and
+ * last part say most) behind a leading `…`.
+ *
+ * @example
+ * ```ts
+ * import { shorten } from "./progress.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(shorten("images/firmware-v2.bin", 12), "…ware-v2.bin");
+ * ```
+ */
+export function shorten(text: string, width: number): string {
+  const chars = [...text];
+  if (chars.length <= width) return text;
+  if (width <= 1) return "…".slice(0, Math.max(0, width));
+  return "…" + chars.slice(chars.length - (width - 1)).join("");
+}
+
+/**
+ * One progress line for `label`, at most `width` characters: the figures (bytes, total, percent,
+ * ETA, rate; the ETA and then the total are left out when the line is narrow) and the label
+ * shortened to what is left; below 8 characters for the label it is left out.
+ *
+ * @example
+ * ```ts
+ * import { progressLine } from "./progress.ts";
+ * import { ok } from "node:assert/strict";
+ * const line = progressLine("a-very-long-name-of-a-firmware-image.bin", 1 << 20, 4 << 20, 2e6, 40);
+ * ok([...line].length <= 40, line);
+ * ```
+ */
+export function progressLine(
+  label: string,
+  bytes: number,
+  total: number | undefined,
+  rateBps: number,
+  width: number,
+): string {
+  const rate = formatRate(Math.round(rateBps));
+  const variants = [`${formatBytes(bytes)}  ${rate}`];
+  if (total) {
+    const pct = Math.min(100, Math.floor((bytes / total) * 100));
+    const eta = rateBps > 0 ? Math.ceil(Math.max(0, (total - bytes) / rateBps)) : 0;
+    variants.unshift(
+      `${formatBytes(bytes)} / ${formatBytes(total)}  ${pct}%  ETA ${eta}s  ${rate}`,
+      `${formatBytes(bytes)} / ${formatBytes(total)}  ${pct}%  ${rate}`,
+      `${formatBytes(bytes)}  ${pct}%  ${rate}`,
+    );
+  }
+  for (const figures of variants) {
+    const room = width - figures.length - 2;
+    if (room >= 8) return `${shorten(label, room)}  ${figures}`;
+  }
+  const fits = variants.find((f) => f.length <= width) ?? variants[variants.length - 1];
+  return [...fits].slice(0, Math.max(0, width)).join("");
+}
+
+/** The width of the terminal on standard error, or 80 when it cannot be read. */
+function terminalWidth(): number {
+  try {
+    return Deno.consoleSize().columns || 80;
+  } catch {
+    return 80;
+  }
+}
+
+/**
+ * A progress line for one transfer. Create it only when standard error is a terminal.
  *
  * @example
  * ```ts ignore
@@ -63,14 +132,9 @@ export class Progress {
 
   #draw(now: number): void {
     const seconds = Math.max((now - this.#started) / 1000, 0.001);
-    const rate = this.#bytes / seconds;
-    let line = `${this.#label}  ${formatBytes(this.#bytes)}`;
-    if (this.#total) {
-      const pct = Math.min(100, Math.floor((this.#bytes / this.#total) * 100));
-      const eta = rate > 0 ? Math.max(0, (this.#total - this.#bytes) / rate) : 0;
-      line += ` / ${formatBytes(this.#total)}  ${pct}%  ETA ${Math.ceil(eta)}s`;
-    }
-    line += `  ${formatBytes(Math.round(rate))}/s`;
+    // One column short of the edge: some consoles wrap when the last column is written.
+    const width = Math.max(1, terminalWidth() - 1);
+    const line = progressLine(this.#label, this.#bytes, this.#total, this.#bytes / seconds, width);
     Deno.stderr.writeSync(encoder.encode(`\r\x1b[K${line}`));
     this.#shown = true;
   }

@@ -1,122 +1,68 @@
 /**
- * `tftpkit get` and `tftpkit put`: the client for runbooks. Downloads are written to a temporary
- * file beside the target and renamed into place only when complete; a progress line shows on a
- * terminal; a failure exits non-zero with the server's message.
+ * `tftpkit get` and `tftpkit put`: the client for runbooks. The local side is opened before the
+ * transfer (see `local.ts`); SIGINT/SIGTERM sends the server ERROR 0 "cancelled", removes what
+ * was written and exits 130/143; a failure prints one line naming the file and the server once
+ * and exits with curl's code for it (see {@linkcode clientExitCode}); `--json` prints the outcome
+ * as one JSON object.
  *
  * @module
  */
 
-import { basename } from "node:path";
-import { type ClientOptions, download, type Target, upload } from "../client/client.ts";
-import { PeerError, TimeoutError } from "../errors.ts";
-import { LIMITS } from "../wire/options.ts";
+import { type ClientResult, download, upload } from "../client/client.ts";
+import {
+  AbortedError,
+  describeError,
+  errorCodeName,
+  PeerError,
+  printable,
+  RefusedError,
+  TftpError,
+  TimeoutError,
+} from "../errors.ts";
+import { redactSecrets, setupLogging } from "../log.ts";
+import { formatAddr, HostNotFoundError } from "../net.ts";
+import { formatRate } from "../server/record.ts";
 import { ChunkWriter } from "../storage/chunks.ts";
-import { AtomicFile, writeAll } from "../storage/atomic.ts";
-import type { ReadHandle, WriteHandle } from "../storage/source.ts";
-import { choiceFlag, intFlag, parse, UsageError, windowBytesFlag } from "./args.ts";
+import { writeAllSync } from "../storage/atomic.ts";
+import { UsageError } from "./args.ts";
+import { ClientExit, clientExitCode, ClobberError, LocalFileError } from "./exit_codes.ts";
+import { openDestination, openLocalSource } from "./local.ts";
 import { Progress } from "./progress.ts";
+import { GET_HELP, parseTransferArgs, PUT_HELP, type TransferPlan } from "./transfer_args.ts";
 
-export const GET_HELP = `Usage: tftpkit get HOST[:PORT] REMOTE [LOCAL] [options]
-       tftpkit get tftp://HOST[:PORT]/REMOTE [LOCAL] [options]
+export { GET_HELP, parseWhere, PUT_HELP } from "./transfer_args.ts";
 
-Download REMOTE to LOCAL (default: REMOTE's base name; '-' writes to standard output).
-The file appears under LOCAL only when complete.
-`;
+/** The abort reason of a transfer stopped by SIGINT/SIGTERM: the server is sent ERROR 0 with it. */
+const CANCELLED = "cancelled";
 
-export const PUT_HELP = `Usage: tftpkit put HOST[:PORT] LOCAL [REMOTE] [options]
-       tftpkit put tftp://HOST[:PORT]/REMOTE LOCAL [options]
-
-Upload LOCAL ('-' reads standard input) as REMOTE (default: LOCAL's base name).
-`;
-
-const COMMON_HELP = `
-Options:
-  --blksize N          block size to ask for (8-65464, default 1468; 512 = none)
-  --windowsize N       window size to ask for (1-65535, default 16; 1 = none), lowered so
-                       that a window holds at most --max-window-bytes
-  --max-window-bytes SIZE  largest window to ask for (default 64K, what a default UDP
-                       receive buffer takes in one burst; max 1M)
-  --timeout SECONDS    retransmission timeout, also asked of the server (1-255, default 1)
-  --retries N          retransmissions before giving up (default 5)
-  --mode MODE          octet (default) or netascii
-  --no-options         plain RFC 1350: ask for no options at all
-  -q, --quiet          no progress line
-  -h, --help           show this help
-
-Exit codes: 0 done, 1 the transfer failed (the server's message is printed), 2 bad command line.
-`;
-
-const FLAGS = {
-  blksize: { type: "string" },
-  windowsize: { type: "string" },
-  "max-window-bytes": { type: "string" },
-  timeout: { type: "string" },
-  retries: { type: "string" },
-  mode: { type: "string" },
-  "no-options": { type: "boolean" },
-  quiet: { type: "boolean", short: "q" },
-  help: { type: "boolean", short: "h" },
-} as const;
-
-/** A parsed `HOST[:PORT]` or `tftp://HOST[:PORT]/PATH`. */
-export interface Where {
-  target: Target;
-  /** The path of a `tftp://` URI (without the leading slash), else undefined. */
-  path?: string;
+/** What one `get`/`put` did, for `--json` and the summary line. */
+interface Outcome {
+  result?: ClientResult;
+  bytes: number;
+  durationMs: number;
+  error?: unknown;
+  exitCode: number;
 }
 
-/**
- * Parses `HOST`, `HOST:PORT`, `[V6]:PORT`, a bare IPv6 literal, or a `tftp://` URI (RFC 3617;
- * a `;mode=` suffix is accepted).
- *
- * @example
- * ```ts
- * import { parseWhere } from "./transfer.ts";
- * import { deepEqual } from "node:assert/strict";
- * deepEqual(parseWhere("tftp://[::1]:6969/pxelinux.0"), {
- *   target: { hostname: "::1", port: 6969 },
- *   path: "pxelinux.0",
- * });
- * ```
- */
-export function parseWhere(text: string): Where {
-  const uri = /^tftp:\/\/(\[[^\]]+\]|[^/:]+)(?::(\d+))?\/(.+)$/i.exec(text);
-  if (uri) {
-    const path = decodeURIComponent(uri[3].replace(/;mode=\w+$/i, ""));
-    return { target: host(uri[1], uri[2], text), path };
+/** Why the transfer failed, in words that do not repeat the server's address. */
+function reasonOf(e: unknown, server: string, signal?: Deno.Signal): string {
+  if (e instanceof AbortedError && signal) return `cancelled (${signal}); the server was told`;
+  if (e instanceof PeerError) {
+    const said = printable(e.peerMessage) || "-";
+    return `server sent ERROR ${e.code} (${errorCodeName(e.code)}): ${said}`;
   }
-  if (/^tftp:/i.test(text)) throw new UsageError(`not a valid tftp:// URI: '${text}'`);
-  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(text);
-  if (v6) return { target: host(v6[1], v6[2], text) };
-  if ((text.match(/:/g) ?? []).length > 1) return { target: { hostname: text, port: 69 } };
-  const [h, p] = text.split(":");
-  return { target: host(h, p, text) };
+  if (e instanceof LocalFileError) return `cannot ${e.op} ${e.path}: ${e.reason}`;
+  if (e instanceof ClobberError) return e.message;
+  if (e instanceof HostNotFoundError) return "cannot resolve the host name";
+  if (e instanceof TimeoutError) return `timed out: ${e.message.replace(` from ${server}`, "")}`;
+  if (e instanceof RefusedError) return describeError(e);
+  if (e instanceof TftpError) return e.message;
+  return e instanceof Error ? e.message : String(e);
 }
 
-function host(hostname: string, port: string | undefined, text: string): Target {
-  const name = hostname.replace(/^\[(.*)\]$/, "$1");
-  if (!name) throw new UsageError(`missing host in '${text}'`);
-  return { hostname: name, port: port === undefined ? 69 : intFlag("port", port, 1, 65535) };
-}
-
-function seconds(s: number | undefined): number | undefined {
-  return s === undefined ? undefined : s * 1000;
-}
-
-function clientOptions(v: ReturnType<typeof parse<typeof FLAGS>>["values"]): ClientOptions {
-  const int = (flag: "blksize" | "windowsize" | "timeout" | "retries", min: number, max: number) =>
-    typeof v[flag] === "string" ? intFlag(`--${flag}`, v[flag] as string, min, max) : undefined;
-  return {
-    blksize: int("blksize", LIMITS.blksize.min, LIMITS.blksize.max),
-    windowsize: int("windowsize", LIMITS.windowsize.min, LIMITS.windowsize.max),
-    maxWindowBytes: windowBytesFlag(v["max-window-bytes"]),
-    timeoutMs: seconds(int("timeout", LIMITS.timeout.min, LIMITS.timeout.max)),
-    retries: int("retries", 0, 100),
-    mode: v.mode === undefined
-      ? "octet"
-      : choiceFlag<"octet" | "netascii">("--mode", v.mode, ["octet", "netascii"]),
-    noOptions: v["no-options"] ?? false,
-  };
+/** The TFTP error code of a failure (the server's, or the one we sent it), else null. */
+function tftpCodeOf(e: unknown): number | null {
+  return e instanceof PeerError || e instanceof RefusedError ? e.code : null;
 }
 
 /**
@@ -129,98 +75,115 @@ function clientOptions(v: ReturnType<typeof parse<typeof FLAGS>>["values"]): Cli
  * ```
  */
 export async function runTransfer(command: "get" | "put", args: string[]): Promise<number> {
-  const { values, positionals } = parse(args, FLAGS);
-  if (values.help) {
-    console.log((command === "get" ? GET_HELP : PUT_HELP) + COMMON_HELP);
+  const plan = parseTransferArgs(command, args);
+  if (plan.help) {
+    console.log(command === "get" ? GET_HELP : PUT_HELP);
     return 0;
   }
-  const options = clientOptions(values);
-  if (positionals.length === 0) throw new UsageError("missing HOST (see --help)");
-  const where = parseWhere(positionals[0]);
-  const rest = positionals.slice(1);
-  const max = where.path === undefined ? 2 : 1;
-  if (rest.length > max) throw new UsageError(`too many arguments: ${rest.slice(max).join(" ")}`);
-  const showProgress = !values.quiet && Deno.stderr.isTerminal();
-  const label = (where.path ?? rest[0] ?? "").toString();
-  const progress = showProgress ? new Progress(label) : null;
-  options.onProgress = progress ? (b, t) => progress.update(b, t) : undefined;
+  const stderr = (line: string) => writeAllSync(Deno.stderr, new TextEncoder().encode(line));
+  if (plan.verbose) await setupLogging({ level: "debug", write: stderr });
+  const server = formatAddr({ hostname: plan.target.hostname, port: plan.target.port ?? 69 });
+  const subject = command === "get"
+    ? `${plan.remote} from ${server}`
+    : `${plan.local} to ${server} as ${plan.remote}`;
+  const progress = !plan.quiet && !plan.json && Deno.stderr.isTerminal()
+    ? new Progress(command === "get" ? plan.remote : plan.local)
+    : null;
+  let bytes = 0;
+  plan.options.onProgress = (b, total) => {
+    bytes = b;
+    progress?.update(b, total);
+  };
+  const controller = new AbortController();
+  let signalled: Deno.Signal | undefined;
+  const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
+  const handlers = signals.map((signal) => {
+    const handler = () => {
+      // A second signal while something local blocks (a FIFO without a reader, standard input
+      // that sends nothing) exits at once.
+      if (signalled) Deno.exit(clientExitCode(new AbortedError(), signalled));
+      signalled = signal;
+      controller.abort(new Error(CANCELLED));
+    };
+    Deno.addSignalListener(signal, handler);
+    return [signal, handler] as const;
+  });
+  plan.options.signal = controller.signal;
+  const started = performance.now();
+  const outcome: Outcome = { bytes: 0, durationMs: 0, exitCode: ClientExit.OK };
   try {
-    if (command === "get") {
-      const remote = where.path ?? rest[0];
-      if (!remote) throw new UsageError("missing REMOTE file name");
-      const local = where.path === undefined ? rest[1] : rest[0];
-      await getFile(where.target, remote, local ?? basename(remote.replaceAll("\\", "/")), options);
-    } else {
-      const local = rest[0];
-      if (!local) throw new UsageError("missing LOCAL file name");
-      const remote = where.path ?? rest[1] ?? (local === "-" ? undefined : basename(local));
-      if (!remote) throw new UsageError("REMOTE is required when reading standard input");
-      await putFile(where.target, local, remote, options);
-    }
-    progress?.done();
-    return 0;
+    outcome.result = command === "get" ? await getFile(plan) : await putFile(plan);
   } catch (e) {
-    progress?.done();
     if (e instanceof UsageError) throw e;
-    const who = `${where.target.hostname}:${where.target.port}`;
-    if (e instanceof PeerError) {
-      console.error(`tftpkit ${command}: ${who}: error ${e.code}: ${e.peerMessage}`);
-    } else if (e instanceof TimeoutError) {
-      console.error(`tftpkit ${command}: ${who}: ${e.message}`);
-    } else {
-      console.error(`tftpkit ${command}: ${(e as Error).message}`);
-    }
-    return 1;
+    outcome.error = e;
+    outcome.exitCode = clientExitCode(e, signalled);
+  } finally {
+    for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+    progress?.done();
   }
+  outcome.durationMs = Math.round(performance.now() - started);
+  outcome.bytes = outcome.result ? (outcome.result.bytes ?? bytes) : bytes;
+  if (plan.json) {
+    console.log(JSON.stringify(jsonOf(command, plan, server, outcome, signalled)));
+  } else if (outcome.error !== undefined) {
+    stderr(`tftpkit ${command}: ${subject}: ${reasonOf(outcome.error, server, signalled)}\n`);
+  } else if (!plan.quiet && !progress && !Deno.stdout.isTerminal() && plan.local !== "-") {
+    const rate = formatRate(Math.round(outcome.bytes / Math.max(outcome.durationMs, 1) * 1000));
+    const verb = command === "get" ? `received into ${plan.local}` : "sent";
+    stderr(
+      `tftpkit ${command}: ${subject}: ${verb}: ${outcome.bytes} bytes in ` +
+        `${outcome.durationMs} ms (${rate})\n`,
+    );
+  }
+  return outcome.exitCode;
 }
 
-function stdoutHandle(): WriteHandle {
+function jsonOf(
+  command: "get" | "put",
+  plan: TransferPlan,
+  server: string,
+  o: Outcome,
+  signal?: Deno.Signal,
+) {
+  const n = o.result?.negotiated;
   return {
-    name: "-",
-    write: (p) => writeAll(Deno.stdout, p),
-    commit: () => Promise.resolve(),
-    abort: () => Promise.resolve(),
+    event: command,
+    outcome: o.error === undefined ? "ok" : signal ? "cancelled" : "error",
+    server,
+    remote: plan.remote,
+    local: plan.local,
+    mode: plan.options.mode,
+    bytes: o.bytes,
+    durationMs: o.durationMs,
+    rateBps: Math.round(o.bytes / Math.max(o.durationMs, 1) * 1000),
+    tsize: o.result?.tsize ?? null,
+    negotiated: n
+      ? { blksize: n.blksize, windowsize: n.windowsize, timeoutMs: n.timeoutMs ?? null }
+      : null,
+    acknowledged: o.result ? Object.fromEntries(o.result.acknowledged) : null,
+    retransmits: o.result?.retransmits ?? null,
+    errorCode: o.error === undefined ? null : tftpCodeOf(o.error),
+    error: o.error === undefined ? null : redactSecrets(reasonOf(o.error, server, signal)),
+    exitCode: o.exitCode,
   };
 }
 
-async function getFile(target: Target, remote: string, local: string, options: ClientOptions) {
-  let handle: WriteHandle;
-  try {
-    handle = local === "-" ? stdoutHandle() : await AtomicFile.create(local);
-  } catch (e) {
-    throw new Error(`cannot write ${local}: ${(e as Error).message}`);
-  }
+async function getFile(plan: TransferPlan): Promise<ClientResult> {
+  const { handle } = await openDestination(plan.local, plan.noClobber);
   // Buffer blocks into large writes: one write per block would cost more than the network.
   const writer = new ChunkWriter(handle, 256 * 1024);
   try {
-    await download(target, remote, writer, options);
+    return await download(plan.target, plan.remote, writer, plan.options);
   } catch (e) {
     await handle.abort();
     throw e;
   }
 }
 
-async function putFile(target: Target, local: string, remote: string, options: ClientOptions) {
-  let handle: ReadHandle;
-  if (local === "-") {
-    handle = { name: "-", read: (p) => Deno.stdin.read(p), close() {} };
-  } else {
-    let file: Deno.FsFile, size: number;
-    try {
-      file = await Deno.open(local, { read: true });
-      const info = await file.stat();
-      if (!info.isFile) {
-        file.close();
-        throw new Error("not a regular file");
-      }
-      size = info.size;
-    } catch (e) {
-      throw new UsageError(`cannot read ${local}: ${(e as Error).message}`);
-    }
-    handle = { name: local, size, read: (p) => file.read(p), close: () => file.close() };
-  }
+async function putFile(plan: TransferPlan): Promise<ClientResult> {
+  const handle = await openLocalSource(plan.local);
   try {
-    await upload(target, remote, handle, options);
+    return await upload(plan.target, plan.remote, handle, plan.options);
   } finally {
     handle.close();
   }

@@ -21,11 +21,19 @@ import {
 } from "../engine/settings.ts";
 import { type Negotiated, plainSettings } from "../wire/options.ts";
 import { asTftpError, ErrorCode, PeerError, RefusedError } from "../errors.ts";
-import { formatAddr, resolveUdp } from "../net.ts";
+import { formatAddr, listenUdp, resolveUdp } from "../net.ts";
+import { getLogger, literal } from "../log.ts";
 import { ChunkReader, chunkSizeFor, netasciiReadHandle, netasciiSink } from "../storage/chunks.ts";
 import type { ReadHandle } from "../storage/source.ts";
 import { acceptOack, type OptionRequest, requestOptions } from "../wire/options.ts";
 import { ack, blockOf, decode, encode, Opcode, opcodeOf } from "../wire/packet.ts";
+
+const log = getLogger("client");
+
+/** Options as `name=value` words, for debug lines. */
+function words(options: Map<string, string>): string {
+  return [...options].map(([k, v]) => `${k}=${v}`).join(" ") || "none";
+}
 
 /** Where the server is. */
 export interface Target {
@@ -111,8 +119,7 @@ async function request(
   const retries = o.retries ?? DEFAULT_RETRIES;
   let asked = requestOptions(o, op, size);
   for (let attempt = 0;; attempt++) {
-    const conn = Deno.listenDatagram({
-      transport: "udp",
+    const conn = listenUdp({
       hostname: server.hostname.includes(":") ? "::" : "0.0.0.0",
       port: 0,
     });
@@ -130,6 +137,19 @@ async function request(
     // The server retransmits on its own timer, typically ours: wait 10 of them for a silent one.
     const quickRetries = op === "RRQ" ? RECEIVER_QUICK_RETRIES : undefined;
     const rto = new Rto({ timeoutMs, retries, peerTimeoutMs: timeoutMs, quickRetries });
+    log.debug(
+      literal(
+        `${op} ${JSON.stringify(remote)} to ${formatAddr(server)} (${o.mode ?? "octet"}), ` +
+          `options asked: ${words(asked)}`,
+      ),
+      {
+        event: "request",
+        op,
+        file: remote,
+        server: formatAddr(server),
+        asked: Object.fromEntries(asked),
+      },
+    );
     let reply: Uint8Array;
     try {
       reply = await exchange(channel, packet, (d) => couldAnswer(d, op), rto, {
@@ -140,6 +160,9 @@ async function request(
       channel.close();
       if (e instanceof PeerError && e.code === ErrorCode.OPTION_REFUSED && asked.size > 0) {
         if (attempt === 0) {
+          log.debug("the server refused the options (ERROR 8): asking again without them", {
+            event: "options-refused",
+          });
           asked = new Map();
           continue;
         }
@@ -147,9 +170,17 @@ async function request(
       throw asTftpError(e, "internal error", o.signal);
     }
     if (opcodeOf(reply) !== Opcode.OACK) {
+      log.debug("the server answered without options (RFC 1350): blksize 512, windowsize 1", {
+        event: "answered",
+        answered: {},
+      });
       return { channel, reply, negotiated: plainSettings(), acknowledged: new Map(), rto };
     }
     const acknowledged = (decode(reply) as { options: Map<string, string> }).options;
+    log.debug(literal(`the server answered with an OACK: ${words(acknowledged)}`), {
+      event: "answered",
+      answered: Object.fromEntries(acknowledged),
+    });
     try {
       const negotiated = acceptOack(acknowledged, asked);
       // A negotiated timeout replaces ours for the rest of the transfer.
@@ -166,6 +197,16 @@ async function request(
       await fail(channel, e, o.signal);
     }
   }
+}
+
+function done(what: string, remote: string, stats: TransferStats): void {
+  log.debug(
+    literal(
+      `${what} of ${JSON.stringify(remote)} done: ${stats.bytes} bytes, ` +
+        `${stats.retransmits} retransmits`,
+    ),
+    { event: "done", bytes: stats.bytes, retransmits: stats.retransmits },
+  );
 }
 
 /** Sends the server the ERROR due for `e`, closes the channel, and throws `e` as a TftpError. */
@@ -187,7 +228,7 @@ async function fail(channel: SocketChannel, e: unknown, signal?: AbortSignal): P
  *
  * @example
  * ```ts ignore
- * import { download } from "./client.ts";
+ * import { download } from "../mod.ts";
  * const chunks: Uint8Array[] = [];
  * await download({ hostname: "127.0.0.1", port: 6969 }, "hello.txt", {
  *   write: (d) => void chunks.push(d.slice()),
@@ -199,8 +240,9 @@ export async function download(
   target: Target,
   remote: string,
   sink: BlockSink,
-  options: ClientOptions = {},
+  options?: ClientOptions,
 ): Promise<ClientResult> {
+  options ??= {};
   const { channel, reply, negotiated, acknowledged, rto } = await request(
     target,
     "RRQ",
@@ -230,6 +272,7 @@ export async function download(
     );
     if (options.dallyMs) await dally(channel, stats.blocks, options.dallyMs);
     channel.close();
+    done("download", remote, stats);
     return { ...stats, negotiated, acknowledged, tsize };
   } catch (e) {
     return await fail(channel, e, options.signal);
@@ -246,7 +289,7 @@ export async function download(
  *
  * @example
  * ```ts ignore
- * import { upload } from "./client.ts";
+ * import { upload } from "../mod.ts";
  * const file = await Deno.open("backup.cfg");
  * await upload({ hostname: "127.0.0.1", port: 6969 }, "backup.cfg", {
  *   name: "backup.cfg",
@@ -259,8 +302,9 @@ export async function upload(
   target: Target,
   remote: string,
   source: ReadHandle,
-  options: ClientOptions = {},
+  options?: ClientOptions,
 ): Promise<ClientResult> {
+  options ??= {};
   const size = options.mode === "netascii" ? undefined : source.size;
   const { channel, reply, negotiated, acknowledged, rto } = await request(
     target,
@@ -286,6 +330,7 @@ export async function upload(
       onProgress: onProgress ? (b) => onProgress(b, size) : undefined,
     });
     channel.close();
+    done("upload", remote, stats);
     return { ...stats, negotiated, acknowledged, tsize: size };
   } catch (e) {
     return await fail(channel, e, options.signal);

@@ -13,7 +13,7 @@ import type { ReadHandle } from "../storage/source.ts";
  *
  * @example
  * ```ts
- * import { get } from "./streams.ts";
+ * import { get } from "../mod.ts";
  * import { DirectorySource, serve } from "../mod.ts";
  * import { equal } from "node:assert/strict";
  *
@@ -35,7 +35,7 @@ import type { ReadHandle } from "../storage/source.ts";
 export async function get(
   target: Target,
   remote: string,
-  options: ClientOptions = {},
+  options?: ClientOptions,
 ): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let length = 0;
@@ -60,7 +60,7 @@ export async function get(
  *
  * @example Download into a file
  * ```ts
- * import { getToStream } from "./streams.ts";
+ * import { getToStream } from "../mod.ts";
  * import { DirectorySource, serve } from "../mod.ts";
  * import { deepEqual, equal } from "node:assert/strict";
  *
@@ -92,7 +92,7 @@ export async function getToStream(
   target: Target,
   remote: string,
   stream: WritableStream<Uint8Array>,
-  options: ClientOptions = {},
+  options?: ClientOptions,
 ): Promise<ClientResult> {
   const writer = stream.getWriter();
   try {
@@ -112,7 +112,7 @@ export async function getToStream(
  *
  * @example Upload bytes, and a stream of unknown length
  * ```ts
- * import { put } from "./streams.ts";
+ * import { put } from "../mod.ts";
  * import { DirectorySource, serve } from "../mod.ts";
  * import { equal } from "node:assert/strict";
  *
@@ -140,7 +140,7 @@ export function put(
   target: Target,
   remote: string,
   data: Uint8Array | ReadableStream<Uint8Array>,
-  options: ClientOptions = {},
+  options?: ClientOptions,
 ): Promise<ClientResult> {
   return upload(target, remote, readHandleOf(data), options);
 }

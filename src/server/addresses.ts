@@ -13,9 +13,28 @@
  * @module
  */
 
+import { listenUdp, UnstableNetError } from "../net.ts";
+
+/**
+ * Does `hostname` mean "every address" (unset, `::` or `0.0.0.0`)?
+ *
+ * @example
+ * ```ts
+ * import { isWildcard } from "./addresses.ts";
+ * import { equal } from "node:assert/strict";
+ * equal(isWildcard("::"), true);
+ * equal(isWildcard("127.0.0.1"), false);
+ * ```
+ */
+export function isWildcard(hostname: string | undefined): boolean {
+  return hostname === undefined || hostname === "::" || hostname === "0.0.0.0";
+}
+
 /** A failure to bind, with a message an operator can act on. */
 export class BindError extends Error {
   /**
+   * Creates the error.
+   *
    * @param message What went wrong and what to do.
    * @param options `cause`.
    */
@@ -153,8 +172,9 @@ export async function localAddresses(family: "any" | "ipv4" = "any"): Promise<st
  */
 export function bindUdp(hostname: string, port: number): Deno.DatagramConn {
   try {
-    return Deno.listenDatagram({ transport: "udp", hostname, port });
+    return listenUdp({ hostname, port });
   } catch (e) {
+    if (e instanceof UnstableNetError) throw e;
     const where = hostname.includes(":") ? `[${hostname}]:${port}` : `${hostname}:${port}`;
     if (e instanceof Deno.errors.AddrInUse) {
       throw new BindError(`cannot listen on ${where}: the port is already in use`, { cause: e });
@@ -209,7 +229,7 @@ export function bindTransferSocket(hostname: string, range?: PortRange): Deno.Da
   for (let i = 0; i < size; i++) {
     const port = range.lo + ((start + i) % size);
     try {
-      return Deno.listenDatagram({ transport: "udp", hostname, port });
+      return listenUdp({ hostname, port });
     } catch (e) {
       if (!(e instanceof Deno.errors.AddrInUse)) throw e;
     }

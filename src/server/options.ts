@@ -61,6 +61,34 @@ export interface ServerOptions {
   onTransfer?: (record: TransferRecord) => void;
 }
 
+/** Options of {@linkcode Server.close}. */
+export interface CloseOptions {
+  /**
+   * How long running transfers may finish (default: `graceMs` of the server's options). Calling
+   * `close({ graceMs: 0 })` while an earlier `close()` waits ends that wait at once.
+   */
+  graceMs?: number;
+}
+
+/** A running server, from `serve`. */
+export interface Server {
+  /** The addresses the server listens on. */
+  readonly addresses: Deno.NetAddr[];
+  /** The UDP port the server listens on. */
+  readonly port: number;
+  /** Transfers in progress (an upload that is complete no longer counts). */
+  readonly activeTransfers: number;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+  /**
+   * Stops accepting requests, lets running transfers finish for the grace period, then aborts
+   * what is left (their clients are sent ERROR 0). Resolves when everything is closed.
+   *
+   * @param options The grace period.
+   */
+  close(options?: CloseOptions): Promise<void>;
+}
+
 /** The defaults of {@linkcode ServerOptions}. */
 export const DEFAULTS = {
   port: 69,
@@ -73,3 +101,20 @@ export const DEFAULTS = {
   maxSessionsPerClient: 64,
   graceMs: 5000,
 };
+
+/**
+ * `options` with every option left undefined set to its default.
+ *
+ * @example
+ * ```ts
+ * import { withDefaults } from "./options.ts";
+ * import { SingleFileSource } from "../storage/files.ts";
+ * import { equal } from "node:assert/strict";
+ * const source = await SingleFileSource.open("deno.json");
+ * equal(withDefaults({ source, port: undefined }).port, 69);
+ * ```
+ */
+export function withDefaults(options: ServerOptions): ServerOptions & typeof DEFAULTS {
+  const given = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
+  return { ...DEFAULTS, ...given } as ServerOptions & typeof DEFAULTS;
+}

@@ -5,7 +5,8 @@
  * @module
  */
 
-import { getLogger } from "../log.ts";
+import { ErrorCode, RefusedError, type TftpError } from "../errors.ts";
+import { getLogger, literal } from "../log.ts";
 
 const log = getLogger("transfer");
 
@@ -33,6 +34,10 @@ export interface TransferRecord {
   mode: string;
   /** Payload bytes transferred (as sent on the wire). */
   bytes: number;
+  /** The options the client asked for (name → value as sent). */
+  asked?: Record<string, string>;
+  /** The options the server answered in its OACK (empty: none, RFC 1350). */
+  answered?: Record<string, string>;
   /** Negotiated block size. */
   blksize: number;
   /** Negotiated window size. */
@@ -112,27 +117,54 @@ export function reportTransfer(r: TransferRecord, operatorProblem = false): void
   const props = { event: "transfer", ...r };
   const dir = r.op === "RRQ" ? "sent" : "received";
   const what = `${r.peer} ${r.op} ${JSON.stringify(r.file)}`;
+  // Peer text (names, errors) is printed as is: no placeholders in these messages.
+  const info = (m: string) => log.info(literal(m), props);
+  const warn = (m: string) => log.warn(literal(m), props);
   switch (r.outcome) {
     case "ok": {
       const note = r.note ? ` (${r.note})` : "";
-      log.info(
-        `${what} ok: ${dir} ${r.bytes} bytes in ${r.durationMs} ms (${
-          formatRate(r.rateBps)
-        })${note}`,
-        props,
-      );
+      const rate = formatRate(r.rateBps);
+      info(`${what} ok: ${dir} ${r.bytes} bytes in ${r.durationMs} ms (${rate})${note}`);
       break;
     }
     case "size-probe":
-      log.info(`${what} size probe: client read the OACK and ended the transfer`, props);
+      info(`${what} size probe: client read the OACK and ended the transfer`);
       break;
     case "refused":
-      if (operatorProblem) log.warn(`${what} refused: ${r.error}`, props);
-      else log.info(`${what} refused: ${r.error}`, props);
+      (operatorProblem ? warn : info)(`${what} refused: ${r.error}`);
       break;
     default:
-      log.warn(`${what} failed (${r.outcome}): ${r.error}; ${dir} ${r.bytes} bytes`, props);
+      warn(`${what} failed (${r.outcome}): ${r.error}; ${dir} ${r.bytes} bytes`);
   }
+}
+
+/**
+ * Is a refusal the operator's to fix rather than the client's: the served tree or file cannot be
+ * read or written for lack of permission (of the system or of Deno), or the HTTP origin cannot be
+ * reached or fails (HTTP 5xx)? Such refusals are logged at WARNING.
+ *
+ * @example
+ * ```ts
+ * import { isOperatorProblem } from "./record.ts";
+ * import { RefusedError } from "../errors.ts";
+ * import { equal } from "node:assert/strict";
+ * const denied = new RefusedError(2, "permission denied", {
+ *   cause: new Deno.errors.PermissionDenied("open"),
+ * });
+ * equal(isOperatorProblem(denied), true);
+ * equal(isOperatorProblem(new RefusedError(1, "file not found")), false);
+ * ```
+ */
+export function isOperatorProblem(e: TftpError): boolean {
+  if (!(e instanceof RefusedError)) return false;
+  const cause = e.cause;
+  if (cause instanceof Deno.errors.PermissionDenied || cause instanceof Deno.errors.NotCapable) {
+    return true;
+  }
+  if (e.code !== ErrorCode.NOT_DEFINED) return false;
+  return /^origin (unreachable|returned HTTP 5|redirected|sent an (invalid|unsupported))/.test(
+    e.message,
+  );
 }
 
 /**

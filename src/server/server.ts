@@ -15,12 +15,19 @@ import { formatAddr } from "../net.ts";
 import type { NegotiationPolicy } from "../wire/options.ts";
 import { decode, Opcode, opcodeOf, type RequestPacket } from "../wire/packet.ts";
 import { AccessList } from "./access.ts";
-import { BindError, bindTransferSocket, bindUdp, localAddresses } from "./addresses.ts";
-import { DEFAULTS, type ServerOptions } from "./options.ts";
-import { finishRecord, reportTransfer, type TransferRecord } from "./record.ts";
+import { drain } from "./drain.ts";
+import { BindError, bindTransferSocket, bindUdp, isWildcard, localAddresses } from "./addresses.ts";
+import {
+  type CloseOptions,
+  type DEFAULTS,
+  type Server,
+  type ServerOptions,
+  withDefaults,
+} from "./options.ts";
+import { finishRecord, isOperatorProblem, reportTransfer, type TransferRecord } from "./record.ts";
 import { prepare, type PreparedTransfer, recordFor, run, SUPERSEDED } from "./session.ts";
 
-export type { ServerOptions } from "./options.ts";
+export type { CloseOptions, Server, ServerOptions } from "./options.ts";
 
 const log = getLogger("server");
 
@@ -36,12 +43,12 @@ interface Session {
   request: Uint8Array;
   /** Kept up to date by the engine. */
   state: TransferState;
+  /** The outcome is recorded; what is left (an upload's dally) may be cut short. */
+  settled: boolean;
 }
 
-/**
- * A running server. Create it with {@linkcode serve}.
- */
-export class Server {
+/** The running server behind the {@linkcode Server} interface; created by {@linkcode serve}. */
+class RunningServer implements Server {
   readonly #options: ServerOptions & typeof DEFAULTS;
   readonly #policy: NegotiationPolicy;
   readonly #access: AccessList;
@@ -55,12 +62,15 @@ export class Server {
   #port = 0;
   #wildcard = false;
   #finished!: () => void;
+  #hurry!: () => void;
+  /** Resolves when the grace period is to end at once (a second `close({ graceMs: 0 })`). */
+  readonly #hurried: Promise<void> = new Promise((r) => (this.#hurry = r));
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void> = new Promise((r) => (this.#finished = r));
 
-  /** @internal Use {@linkcode serve}. */
+  /** Use {@linkcode serve}. */
   constructor(options: ServerOptions) {
-    this.#options = { ...DEFAULTS, ...dropUndefined(options) } as ServerOptions & typeof DEFAULTS;
+    this.#options = withDefaults(options);
     const o = this.#options;
     this.#policy = {
       maxBlksize: o.maxBlksize,
@@ -83,10 +93,12 @@ export class Server {
 
   /** Transfers in progress. */
   get activeTransfers(): number {
-    return this.#sessions.size;
+    let n = 0;
+    for (const s of this.#sessions.values()) if (!s.settled) n++;
+    return n;
   }
 
-  /** @internal Binds the listening sockets. */
+  /** Binds the listening sockets. */
   async start(): Promise<void> {
     const o = this.#options;
     const wanted = await this.#addressesToBind();
@@ -105,7 +117,7 @@ export class Server {
           "host pass --address for each address",
         { event: "wildcard" },
       );
-    } else if (!Array.isArray(o.hostname) && isAll(o.hostname) && wanted.length > 1) {
+    } else if (!Array.isArray(o.hostname) && isWildcard(o.hostname) && wanted.length > 1) {
       this.#rescan = setInterval(() => this.#refreshAddresses(), 30_000);
     }
     if (o.signal?.aborted) this.close();
@@ -116,7 +128,7 @@ export class Server {
     const h = this.#options.hostname;
     if (Array.isArray(h) && h.length > 1) return h;
     const one = Array.isArray(h) ? h[0] : h;
-    if (!isAll(one)) return [one!];
+    if (!isWildcard(one)) return [one!];
     const local = await localAddresses(one === "0.0.0.0" ? "ipv4" : "any");
     if (local) return local;
     this.#wildcard = true;
@@ -190,10 +202,13 @@ export class Server {
     }
     const reply = (e: TftpError) => sendError((p) => conn.send(p, peer), e);
     const refuse = (code: number, message: string) => void reply(new RefusedError(code, message));
-    if (op === Opcode.ERROR) return;
+    const from = formatAddr(peer);
+    const drop = (why: string) => log.debug(`{peer}: ${why}`, { event: "dropped", peer: from });
+    if (op === Opcode.ERROR) return drop("an ERROR to the listening port, dropped");
     if (op === Opcode.DATA || op === Opcode.ACK || op === Opcode.OACK) {
-      if (!session) refuse(ErrorCode.UNKNOWN_TID, "unknown transfer ID");
-      return;
+      if (session) return;
+      drop("a packet outside any transfer: ERROR 5");
+      return refuse(ErrorCode.UNKNOWN_TID, "unknown transfer ID");
     }
     let request: RequestPacket;
     try {
@@ -202,16 +217,13 @@ export class Server {
       request = p;
     } catch (e) {
       const why = asTftpError(e, "malformed packet").message;
-      log.debug("malformed request from {peer}: {error}", { peer: formatAddr(peer), error: why });
+      drop(`malformed request: ${why}`);
       refuse(ErrorCode.ILLEGAL_OPERATION, `illegal TFTP operation: ${why}`);
       return;
     }
     if (session) {
       if (this.#isRepeat(session, data)) {
-        log.debug("{peer} repeated its request: the running transfer answers it", {
-          peer: formatAddr(peer),
-        });
-        return;
+        return drop("a repeated request, answered by its running transfer");
       }
       // The client has moved on (a TID takes part in one transfer at a time): end the old
       // transfer quietly and serve the new request.
@@ -221,7 +233,10 @@ export class Server {
       session.controller.abort(SUPERSEDED);
       this.#sessions.delete(key);
     }
-    if (this.#closing) return refuse(ErrorCode.NOT_DEFINED, "server shutting down");
+    if (this.#closing) {
+      drop("a request while shutting down: ERROR 0");
+      return refuse(ErrorCode.NOT_DEFINED, "server shutting down");
+    }
     const o = this.#options;
     if (this.#sessions.size >= o.maxSessions) {
       log.warn("refused {peer}: {count} transfers running (--max-sessions)", {
@@ -269,6 +284,7 @@ export class Server {
       host: peer.hostname,
       request: data.slice(),
       state: newState(),
+      settled: false,
     };
     this.#sessions.set(key, session);
     this.#perHost.set(peer.hostname, (this.#perHost.get(peer.hostname) ?? 0) + 1);
@@ -332,6 +348,9 @@ export class Server {
       state: session.state,
     });
     this.#recorded(record);
+    // The outcome is known: a shutdown need not wait for the dally after an upload.
+    session.settled = true;
+    if (this.#closing) session.controller.abort(SHUTTING_DOWN);
     await closed;
   }
 
@@ -346,7 +365,7 @@ export class Server {
     record.outcome = "refused";
     record.error = describeError(error);
     finishRecord(record, started);
-    reportTransfer(record);
+    reportTransfer(record, isOperatorProblem(error));
     await sendError((p) => conn.send(p, peer), error);
     this.#recorded(record);
   }
@@ -361,35 +380,26 @@ export class Server {
 
   /**
    * Stops accepting requests, lets running transfers finish for the grace period, then aborts
-   * what is left. Resolves when everything is closed.
+   * what is left. Resolves when everything is closed. A call with `graceMs: 0` during the grace
+   * period ends it at once.
    */
-  close(): Promise<void> {
-    this.#closing ??= this.#shutdown();
+  close(options: CloseOptions = {}): Promise<void> {
+    if (this.#closing) {
+      if (options.graceMs === 0) this.#hurry();
+      return this.#closing;
+    }
+    this.#closing = this.#shutdown(options.graceMs ?? this.#options.graceMs);
     return this.#closing;
   }
 
-  async #shutdown(): Promise<void> {
+  async #shutdown(graceMs: number): Promise<void> {
     clearInterval(this.#rescan);
     const listeners = [...this.#listeners.values()];
     // In single-port mode the listening sockets carry the transfers: close them last.
     if (!this.#options.singlePort) {
       for (const c of listeners) c.close();
     }
-    const pending = () => Promise.all([...this.#sessions.values()].map((s) => s.done));
-    if (this.#sessions.size > 0) {
-      log.info("shutting down: waiting up to {ms} ms for {count} transfers", {
-        ms: this.#options.graceMs,
-        count: this.#sessions.size,
-      });
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        pending(),
-        new Promise((r) => (timer = setTimeout(r, this.#options.graceMs))),
-      ]);
-      clearTimeout(timer);
-      for (const s of this.#sessions.values()) s.controller.abort(SHUTTING_DOWN);
-      await pending();
-    }
+    await drain(() => [...this.#sessions.values()], graceMs, this.#hurried, SHUTTING_DOWN);
     if (this.#options.singlePort) {
       for (const c of listeners) c.close();
     }
@@ -405,14 +415,6 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
-}
-
-function isAll(hostname: string | undefined): boolean {
-  return hostname === undefined || hostname === "::" || hostname === "0.0.0.0";
-}
-
-function dropUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /**
@@ -433,7 +435,7 @@ function dropUndefined<T extends object>(o: T): Partial<T> {
  * ```
  */
 export async function serve(options: ServerOptions): Promise<Server> {
-  const server = new Server(options);
+  const server = new RunningServer(options);
   await server.start();
   return server;
 }

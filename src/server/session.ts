@@ -26,6 +26,7 @@ import {
   TimeoutError,
 } from "../errors.ts";
 import { formatAddr } from "../net.ts";
+import { getLogger, literal } from "../log.ts";
 import {
   ChunkReader,
   chunkSizeFor,
@@ -76,6 +77,7 @@ export interface PreparedTransfer {
 }
 
 const utf8 = new TextDecoder();
+const log = getLogger("server");
 
 /**
  * A record for `request`, before anything is known about its outcome.
@@ -87,7 +89,14 @@ const utf8 = new TextDecoder();
  * ```
  */
 export function recordFor(request: RequestPacket, peer: Deno.NetAddr): TransferRecord {
-  return newRecord(request.op, formatAddr(peer), utf8.decode(request.filename), request.mode);
+  const record = newRecord(
+    request.op,
+    formatAddr(peer),
+    utf8.decode(request.filename),
+    request.mode,
+  );
+  record.asked = Object.fromEntries(request.options);
+  return record;
 }
 
 /**
@@ -112,6 +121,13 @@ export async function prepare(
   started: number = performance.now(),
 ): Promise<PreparedTransfer> {
   const record = recordFor(request, peer);
+  log.debug(
+    literal(
+      `${record.peer} ${record.op} ${JSON.stringify(record.file)} (${printable(request.mode)}), ` +
+        `options asked: ${optionWords(record.asked!)}`,
+    ),
+    { event: "request", peer: record.peer, op: record.op, file: record.file, asked: record.asked },
+  );
   const mode = request.mode;
   if (mode !== "octet" && mode !== "netascii") {
     throw new RefusedError(
@@ -132,7 +148,7 @@ export async function prepare(
         mode,
         fileSize: reader.size,
       }, policy);
-      return withSettings({ ...base, negotiated, reader, oack: oackPacket(oack) });
+      return withSettings({ ...base, negotiated, reader, oack: oackPacket(oack) }, oack);
     } catch (e) {
       reader.close();
       throw e;
@@ -147,18 +163,32 @@ export async function prepare(
     : undefined;
   const { negotiated, oack } = negotiate(request.options, { op: "WRQ", mode, freeSpace }, policy);
   const writer = await source.openWrite(record.file, info);
-  return withSettings({ ...base, negotiated, writer, oack: oackPacket(oack) });
+  return withSettings({ ...base, negotiated, writer, oack: oackPacket(oack) }, oack);
 }
 
 function oackPacket(oack: Map<string, string>): Uint8Array | undefined {
   return oack.size > 0 ? encode({ op: "OACK", options: oack }) : undefined;
 }
 
-function withSettings(t: PreparedTransfer): PreparedTransfer {
-  t.record.path = t.reader?.name ?? t.writer?.name;
-  t.record.blksize = t.negotiated.blksize;
-  t.record.windowsize = t.negotiated.windowsize;
+function withSettings(t: PreparedTransfer, oack: Map<string, string>): PreparedTransfer {
+  const r = t.record;
+  r.path = t.reader?.name ?? t.writer?.name;
+  r.blksize = t.negotiated.blksize;
+  r.windowsize = t.negotiated.windowsize;
+  r.answered = Object.fromEntries(oack);
+  log.debug(
+    literal(
+      `${r.peer} ${r.op} ${JSON.stringify(r.file)} resolved to ${r.path}; options answered: ` +
+        `${optionWords(r.answered)}`,
+    ),
+    { event: "accepted", peer: r.peer, file: r.file, path: r.path, answered: r.answered },
+  );
   return t;
+}
+
+function optionWords(options: Record<string, string>): string {
+  const words = Object.entries(options).map(([k, v]) => `${printable(k)}=${printable(v)}`);
+  return words.join(" ") || "none";
 }
 
 /** Options of {@linkcode run}. */
@@ -208,6 +238,7 @@ export async function run(
     timeoutMs,
     retries: options.knobs.retries,
     peerTimeoutMs: clientTimeoutMs,
+    quickRetries: t.op === "WRQ" ? RECEIVER_QUICK_RETRIES : undefined,
   });
   const state = options.state ?? newState();
   let dallying: Promise<void> | undefined;

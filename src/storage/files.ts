@@ -74,7 +74,7 @@ async function openRegular(path: string, shownAs: string): Promise<ReadHandle> {
  *
  * @example
  * ```ts
- * import { DirectorySource } from "./files.ts";
+ * import { DirectorySource } from "../mod.ts";
  * import { equal, rejects } from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir(); // e.g. "/srv/tftp"
@@ -117,12 +117,12 @@ export class DirectorySource implements FileSource {
    * @throws {Deno.errors.NotADirectory} When `root` is not a directory (or a `Deno.errors` error
    *   when it cannot be resolved).
    */
-  static async open(root: string, options: DirectoryOptions = {}): Promise<DirectorySource> {
+  static async open(root: string, options?: DirectoryOptions): Promise<DirectorySource> {
     const real = await Deno.realPath(root);
     if (!(await Deno.stat(real)).isDirectory) {
       throw new Deno.errors.NotADirectory(`${root} is not a directory`);
     }
-    return new DirectorySource(real, options);
+    return new DirectorySource(real, options ?? {});
   }
 
   describe(): string {
@@ -271,7 +271,7 @@ export class DirectorySource implements FileSource {
  *
  * @example
  * ```ts
- * import { SingleFileSource } from "./files.ts";
+ * import { SingleFileSource } from "../mod.ts";
  * import { equal } from "node:assert/strict";
  *
  * const dir = await Deno.makeTempDir();

@@ -26,6 +26,8 @@ export class MapRulesError extends Error {
   /** 1-based line of the problem. */
   readonly line: number;
   /**
+   * Creates the error.
+   *
    * @param line The line number.
    * @param message What is wrong.
    */
@@ -44,10 +46,11 @@ export class MapRulesError extends Error {
  *
  * @example
  * ```ts
- * import { applyMapRules, parseMapRules } from "./names.ts";
+ * import { parseMapRules } from "../mod.ts";
  * import { equal } from "node:assert/strict";
  * const rules = parseMapRules("# BMCs ask in upper case\n^FIRMWARE\\.BIN$ fw/firmware.bin\n");
- * equal(applyMapRules("FIRMWARE.BIN", rules), "fw/firmware.bin");
+ * equal(rules[0].replacement, "fw/firmware.bin");
+ * equal(rules[0].pattern.test("FIRMWARE.BIN"), true);
  * ```
  */
 export function parseMapRules(text: string): MapRule[] {

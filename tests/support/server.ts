@@ -36,6 +36,13 @@ export interface StartOptions {
   denoFlags?: string[];
   /** Expect the process to fail at start: resolve once it exits instead of waiting to listen. */
   expectExit?: boolean;
+  /** A command to run deno under (e.g. `setpriv …`), its arguments before deno's path. */
+  wrap?: string[];
+  /**
+   * The whole command line before `serve` (e.g. a deno task's words), instead of
+   * `deno run PERMISSIONS main.ts`.
+   */
+  command?: string[];
 }
 
 /**
@@ -48,10 +55,15 @@ export async function startServer(
 ): Promise<ServerProcess> {
   const full = ["serve", ...args];
   if (!args.includes("--address")) full.push("--address", "127.0.0.1");
-  if (!args.includes("--port")) full.push("--port", "0");
+  // `--address ADDR:PORT` gives the port.
+  const withPort = args.some((a) => /^(\d+\.){3}\d+:\d+$|^\[.*\]:\d+$/.test(a));
+  if (!args.includes("--port") && !withPort) full.push("--port", "0");
   const perms = ["--allow-net", "--allow-read", ...(options.write ? ["--allow-write"] : [])];
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", ...perms, ...(options.denoFlags ?? []), MAIN, ...full],
+  const base = options.command ??
+    [Deno.execPath(), "run", ...perms, ...(options.denoFlags ?? []), MAIN];
+  const argv = [...(options.wrap ?? []), ...base, ...full];
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
     cwd: ROOT,
     stdin: "null",
     stdout: "piped",

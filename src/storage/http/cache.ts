@@ -73,7 +73,7 @@ export interface CacheStats {
  *
  * @example
  * ```ts
- * import { HttpCache } from "./cache.ts";
+ * import { HttpCache } from "../../mod.ts";
  * import { HttpFileSource } from "../../mod.ts";
  * import { equal } from "node:assert/strict";
  *
@@ -134,7 +134,8 @@ export class HttpCache {
    * @throws {RangeError} For a negative or non-finite `maxBytes` or `ttlSeconds`.
    * @throws {Deno.errors.NotCapable} Without write permission for `dir` (`--allow-write=DIR`).
    */
-  static async open(dir: string, options: CacheOptions = {}): Promise<HttpCache> {
+  static async open(dir: string, options?: CacheOptions): Promise<HttpCache> {
+    options ??= {};
     const maxBytes = options.maxBytes ?? DEFAULT_CACHE_MAX_BYTES;
     const ttl = options.ttlSeconds ?? DEFAULT_CACHE_TTL_SECONDS;
     if (!(maxBytes >= 0) || !Number.isFinite(maxBytes)) {

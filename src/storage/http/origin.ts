@@ -101,7 +101,7 @@ export function treeUrl(base: URL, name: string, rules: readonly MapRule[] = [])
  *
  * @example Serve a tree from an origin, with a cache
  * ```ts
- * import { HttpFileSource } from "./origin.ts";
+ * import { HttpFileSource } from "../../mod.ts";
  * import { get, HttpCache, serve } from "../../mod.ts";
  * import { equal } from "node:assert/strict";
  *
@@ -145,7 +145,8 @@ export class HttpFileSource implements FileSource {
    * @param options Mode, map rules, timeouts, cache.
    * @throws {TypeError} When `url` is not an http(s) URL.
    */
-  constructor(url: string | URL, options: HttpSourceOptions = {}) {
+  constructor(url: string | URL, options?: HttpSourceOptions) {
+    options ??= {};
     this.url = parseOriginUrl(url);
     this.tree = options.tree ?? false;
     this.#rules = options.rules ?? [];

@@ -102,7 +102,7 @@ export function redactUrl(url: URL): string {
  *
  * @example
  * ```ts
- * import { OriginClient } from "./origin_client.ts";
+ * import { OriginClient } from "../../mod.ts";
  * import { equal, rejects } from "node:assert/strict";
  *
  * const http = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) =>
@@ -136,7 +136,8 @@ export class OriginClient {
    *
    * @param options Timeouts, redirect limit, extra headers.
    */
-  constructor(options: OriginOptions = {}) {
+  constructor(options?: OriginOptions) {
+    options ??= {};
     this.#client = Deno.createHttpClient({});
     this.#headersTimeoutMs = options.headersTimeoutMs ?? DEFAULT_HEADERS_TIMEOUT_MS;
     this.#idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
@@ -301,7 +302,7 @@ export class OriginBody {
   #released = false;
   #error: RefusedError | null = null;
 
-  /** @internal Created by {@linkcode OriginClient.get}. */
+  /** Created by {@linkcode OriginClient.get}; not meant to be called directly. */
   constructor(
     body: ReadableStream<Uint8Array>,
     controller: AbortController,
