@@ -28,7 +28,7 @@ export const X86_QEMU = [
 ];
 
 /** The record of a completed download of `img`: outcome ok and every byte sent. */
-export function assertServed(rec: TransferRec, img: Image): void {
+export function assertServed(rec: TransferRec, img: Pick<Image, "name" | "size">): void {
   equal(rec.op, "RRQ", `record of ${img.name}`);
   equal(rec.outcome, "ok", `outcome of ${img.name}: ${JSON.stringify(rec)}`);
   equal(rec.bytes, img.size, `bytes sent of ${img.name}`);

@@ -71,13 +71,12 @@ export async function edk2Grub(): Promise<string[]> {
     // GRUB asks for "/name".
     const rec = await lab.record(`/${img.name}`);
     const negs = await lab.negotiations();
-    equal(probe.outcome, "size-probe", `EDK2's first request: ${JSON.stringify(probe)}`);
     const probed = negs.find((n) => n.file === "grubx64.efi" && n.clientError);
     ok(probed, `EDK2's probe on the wire: ${JSON.stringify(negs)}`);
     equal(probed.asked.tsize, "0", "EDK2 probes with tsize 0");
     equal(probed.answered?.tsize, String(efi), "the probe's answer is the size");
     equal(probed.clientError?.code, 8, "EDK2 ends the probe with ERROR 8");
-    assertServed(nbp, { name: "grubx64.efi", size: efi, crc32: "", sha256: "" });
+    assertServed(nbp, { name: "grubx64.efi", size: efi });
     const edk2 = assertNegotiated(negs, "grubx64.efi", nbp, efi, 1468);
     assertServed(rec, img);
     const grub = assertNegotiated(negs, `/${img.name}`, rec, img.size, 1024);
