@@ -4,7 +4,10 @@
 #   bash scripts/setup.sh --peers   also the real TFTP peers the tests drive (Debian packages:
 #                                   tftp-hpa, atftp, busybox, curl, tftpd-hpa, dnsmasq-base,
 #                                   nftables, iproute2; atftpd unpacked into .tools/atftpd because
-#                                   it conflicts with tftpd-hpa as a package)
+#                                   it conflicts with tftpd-hpa as a package) and the firmware
+#                                   tests/firmware_test.ts boots (qemu-system-x86, qemu-system-arm,
+#                                   ovmf, ipxe-qemu, u-boot-qemu, grub-efi-amd64-bin, pxelinux,
+#                                   syslinux-common, tcpdump, binutils)
 # Deno lands in .tools/bin/deno unless a deno of the pinned version is already on PATH.
 # Prints the directory to put on PATH as its last line.
 set -euo pipefail
@@ -39,6 +42,17 @@ if [ "${1:-}" = "--peers" ]; then
     dnsmasq:dnsmasq-base nft:nftables ip:iproute2; do
     cmd="${pair%%:*}" pkg="${pair#*:}"
     command -v "$cmd" >/dev/null || [ -x "/usr/sbin/$cmd" ] || need+=("$pkg")
+  done
+  # The firmware tests: QEMU (TCG), the firmware images and boot loaders it boots, a capture tool
+  # and an assembler for their multiboot payload. Checked by a file each package installs.
+  for pair in /usr/bin/qemu-system-x86_64:qemu-system-x86 \
+    /usr/bin/qemu-system-aarch64:qemu-system-arm /usr/share/ovmf/OVMF.fd:ovmf \
+    /usr/lib/ipxe/qemu/efi-e1000.rom:ipxe-qemu /usr/lib/u-boot/qemu_arm64/u-boot.bin:u-boot-qemu \
+    /usr/lib/grub/x86_64-efi/efinet.mod:grub-efi-amd64-bin /usr/lib/PXELINUX/pxelinux.0:pxelinux \
+    /usr/lib/syslinux/modules/bios/mboot.c32:syslinux-common /usr/bin/tcpdump:tcpdump \
+    /usr/bin/as:binutils; do
+    path="${pair%%:*}" pkg="${pair#*:}"
+    [ -e "$path" ] || need+=("$pkg")
   done
   atftpd="$tools/atftpd/usr/sbin/atftpd"
   if [ ${#need[@]} -gt 0 ] || [ ! -x "$atftpd" ]; then
