@@ -164,20 +164,27 @@ export interface LoggingOptions {
 /**
  * Configures logging for an application (the CLI calls this once).
  *
- * @example JSON lines, to standard output unless `write` is given
+ * @example A server's transfer records as JSON lines (to standard output unless `write` is given)
  * ```ts
- * import { getLogger, setupLogging } from "./mod.ts";
+ * import { DirectorySource, get, serve, setupLogging } from "./mod.ts";
  * import { equal } from "node:assert/strict";
  *
  * const lines: string[] = [];
- * await setupLogging({ level: "debug", format: "json", write: (line) => lines.push(line) });
- * getLogger("server").debug("listening on {port}", { port: 6969, event: "listening" });
+ * await setupLogging({ format: "json", write: (line) => lines.push(line) });
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
+ * const server = await serve({
+ *   source: await DirectorySource.open(dir),
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ * await get({ hostname: "127.0.0.1", port: server.port }, "hello.txt");
+ * await server.close();
  *
- * const record = JSON.parse(lines[0]);
- * equal(record.level, "debug");
- * equal(record.logger, "server");
- * equal(record.msg, "listening on 6969");
- * equal(record.event, "listening");
+ * const record = JSON.parse(lines.find((line) => line.includes('"event":"transfer"'))!);
+ * equal(record.outcome, "ok");
+ * equal(record.bytes, 6);
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function setupLogging(options?: LoggingOptions): Promise<void> {
