@@ -111,6 +111,11 @@ Deno.test("compile --dry-run prints the exact deno compile command of every targ
             "--exclude-unused-npm",
             "--v8-flags=--max-semi-space-size=4",
           ];
+          equal(
+            after(w, "--include"),
+            "src/server/worker.ts",
+            "the workers' module is compiled in",
+          );
           for (const flag of flags) {
             ok(w.includes(flag), `${target}: ${flag} missing: ${w.join(" ")}`);
           }

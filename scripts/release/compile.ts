@@ -109,6 +109,9 @@ function exeSuffix(target: Target): string {
  */
 export const V8_FLAGS = "--v8-flags=--max-semi-space-size=4";
 
+/** The module of the server's transfer workers (`serve --workers`), relative to the root. */
+export const WORKER_MODULE = "src/server/worker.ts";
+
 /** The permission flags baked into a binary. */
 export function permissionFlags(readOnly = false): string[] {
   return [...BASE_PERMISSIONS, ...(readOnly ? [] : ["--allow-write"])];
@@ -195,6 +198,9 @@ export function planBuilds(o: PlanOptions): Build[] {
         "--unstable-net",
         V8_FLAGS,
         ...permissionFlags(o.readOnly),
+        // The transfer workers' module is loaded by URL at run time: compile it in.
+        "--include",
+        WORKER_MODULE,
         "--target",
         target,
         "--output",

@@ -138,7 +138,8 @@ case "$version" in
 esac
 
 # --- start the server ----------------------------------------------------------------------
-"$BINARY" serve "$SERVED" --port "${SMOKE_PORT:-0}" --address 127.0.0.1 --write \
+# Two transfer workers at least, so the binary's compiled-in worker module is exercised.
+"$BINARY" serve "$SERVED" --port "${SMOKE_PORT:-0}" --address 127.0.0.1 --write --workers 2 \
   </dev/null >"$LOG" 2>&1 &
 SERVER_PID=$!
 PORT=""

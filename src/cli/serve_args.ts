@@ -21,6 +21,9 @@ import {
 import { SERVE_EXIT_HELP } from "./exit_codes.ts";
 
 /** `tftpkit serve --help`. */
+/** Cores of this machine: the default number of transfer workers. */
+export const CORES: number = Math.max(1, navigator.hardwareConcurrency ?? 1);
+
 export const SERVE_HELP = `Usage: tftpkit serve PATH [options]
        tftpkit serve URL [options]
        tftpkit serve --origin URL/ [options]
@@ -64,6 +67,8 @@ Protocol:
                             up after max(timeout x (retries+1), 10 x its timer): 50 s by default
 
 Limits and access:
+  --workers N               isolates that run transfers (1-64, default: one per core, here
+                            ${CORES}); 1 runs them all on the one that listens
   --max-sessions N          transfers at once (default 512)
   --max-sessions-per-client N  transfers at once from one address (default 64)
   --allow CIDR              serve only these clients (repeatable)
@@ -106,6 +111,7 @@ export const SERVE_FLAGS = {
   "client-timeout": { type: "string" },
   "max-sessions": { type: "string" },
   "max-sessions-per-client": { type: "string" },
+  workers: { type: "string" },
   allow: { type: "string", multiple: true },
   deny: { type: "string", multiple: true },
   once: { type: "boolean" },
@@ -238,6 +244,7 @@ export function parseServeArgs(args: string[]): ServeConfig {
       clientTimeoutMs: seconds(int("client-timeout", LIMITS.timeout.min, LIMITS.timeout.max)),
       maxSessions: int("max-sessions", 1, 100_000),
       maxSessionsPerClient: int("max-sessions-per-client", 1, 100_000),
+      workers: int("workers", 1, 64) ?? CORES,
       allow: v.allow?.map((c) => cidrFlag("--allow", c)),
       deny: v.deny?.map((c) => cidrFlag("--deny", c)),
     },

@@ -307,6 +307,12 @@ export class SocketChannel extends WaitingChannel {
   }
 }
 
+/** What a {@linkcode MuxChannel} sends through: the listening socket, or a stand-in for it. */
+export interface PacketSender {
+  /** Sends one datagram to `addr`. */
+  send(packet: Uint8Array, addr: Deno.NetAddr): Promise<number>;
+}
+
 /**
  * A channel that shares a listening socket (`--single-port`): the listener routes each datagram
  * from this peer here with {@linkcode MuxChannel.push}; sends go out of the listening socket.
@@ -325,19 +331,19 @@ export class SocketChannel extends WaitingChannel {
  * ```
  */
 export class MuxChannel extends WaitingChannel {
-  #conn: Deno.DatagramConn;
+  #conn: PacketSender;
   #queue: Uint8Array[] = [];
   readonly peer: Deno.NetAddr;
   /** Datagrams queued beyond this are dropped, as a socket buffer would. */
   static readonly MAX_QUEUE = 256;
 
   /**
-   * @param conn The listening socket (not closed by the channel).
+   * @param conn The listening socket (not closed by the channel), or whatever sends for it.
    * @param peer The client.
    * @param signal Stops the transfer.
    * @param clock The clock for deadlines (default {@linkcode transferClock}).
    */
-  constructor(conn: Deno.DatagramConn, peer: Deno.NetAddr, signal?: AbortSignal, clock?: Clock) {
+  constructor(conn: PacketSender, peer: Deno.NetAddr, signal?: AbortSignal, clock?: Clock) {
     super(signal, clock ?? transferClock);
     this.#conn = conn;
     this.peer = peer;

@@ -23,6 +23,11 @@ export interface ServerOptions {
   port?: number;
   /** Run every transfer over the listening socket itself (for NAT and firewalls). */
   singlePort?: boolean;
+  /**
+   * Worker isolates that run the transfers (default 1: this isolate runs them; the CLI's
+   * default is the number of cores). See `pool.ts`.
+   */
+  workers?: number;
   /** Largest blksize granted (default 65464). */
   maxBlksize?: number;
   /** Largest windowsize granted (default 64). */
@@ -100,6 +105,7 @@ export const DEFAULTS = {
   maxSessions: 512,
   maxSessionsPerClient: 64,
   graceMs: 5000,
+  workers: 1,
 };
 
 /**

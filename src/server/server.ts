@@ -5,9 +5,6 @@
  * @module
  */
 
-import { MuxChannel, SocketChannel } from "../engine/channel.ts";
-import { transferClock } from "../engine/clock.ts";
-import { newState, type TransferState } from "../engine/settings.ts";
 import { sendError } from "../engine/fail.ts";
 import { asTftpError, describeError, ErrorCode, RefusedError, type TftpError } from "../errors.ts";
 import { getLogger } from "../log.ts";
@@ -16,7 +13,15 @@ import type { NegotiationPolicy } from "../wire/options.ts";
 import { decode, Opcode, opcodeOf, type RequestPacket } from "../wire/packet.ts";
 import { AccessList } from "./access.ts";
 import { drain } from "./drain.ts";
-import { BindError, bindTransferSocket, bindUdp, isWildcard, localAddresses } from "./addresses.ts";
+import { BindError, bindUdp, isWildcard, localAddresses } from "./addresses.ts";
+import {
+  type Executor,
+  type ExecutorOptions,
+  LocalExecutor,
+  type Started,
+  type TransferSlot,
+} from "./executor.ts";
+import { WorkerPool } from "./pool.ts";
 import {
   type CloseOptions,
   type DEFAULTS,
@@ -25,7 +30,7 @@ import {
   withDefaults,
 } from "./options.ts";
 import { finishRecord, isOperatorProblem, reportTransfer, type TransferRecord } from "./record.ts";
-import { prepare, type PreparedTransfer, recordFor, run, SUPERSEDED } from "./session.ts";
+import { prepare, type PreparedTransfer, recordFor, SUPERSEDED } from "./session.ts";
 
 export type { CloseOptions, Server, ServerOptions } from "./options.ts";
 
@@ -36,13 +41,12 @@ const SHUTTING_DOWN = new Error("server shutting down");
 
 interface Session {
   controller: AbortController;
-  mux?: MuxChannel;
+  /** What the executor knows of it (its route in single-port mode, its progress). */
+  slot: TransferSlot;
   done: Promise<unknown>;
   host: string;
   /** The request that started it (a copy). */
   request: Uint8Array;
-  /** Kept up to date by the engine. */
-  state: TransferState;
   /** The outcome is recorded; what is left (an upload's dally) may be cut short. */
   settled: boolean;
 }
@@ -57,6 +61,7 @@ class RunningServer implements Server {
   readonly #loops = new Set<Promise<void>>();
   readonly #sessions = new Map<string, Session>();
   readonly #perHost = new Map<string, number>();
+  #executor!: Executor;
   #closing: Promise<void> | null = null;
   #rescan: ReturnType<typeof setInterval> | undefined;
   #port = 0;
@@ -98,15 +103,25 @@ class RunningServer implements Server {
     return n;
   }
 
-  /** Binds the listening sockets. */
+  /** Starts the transfer workers (if any) and binds the listening sockets. */
   async start(): Promise<void> {
     const o = this.#options;
+    const run: ExecutorOptions = {
+      knobs: { timeoutMs: o.timeoutMs, retries: o.retries, peerTimeoutMs: o.clientTimeoutMs },
+      maxUploadSize: o.maxUploadSize,
+      singlePort: o.singlePort ?? false,
+      portRange: o.portRange,
+    };
+    this.#executor = o.workers > 1
+      ? await WorkerPool.start(o.workers, run)
+      : new LocalExecutor(run);
     const wanted = await this.#addressesToBind();
     this.#port = o.port;
     try {
       for (const hostname of wanted) this.#bind(hostname);
     } catch (e) {
       for (const c of this.#listeners.values()) c.close();
+      await this.#executor.close();
       throw e;
     }
     if (this.#listeners.size === 0) throw new BindError("no address to listen on");
@@ -192,8 +207,8 @@ class RunningServer implements Server {
     const session = this.#sessions.get(key);
     const op = opcodeOf(data);
     const isRequest = op === Opcode.RRQ || op === Opcode.WRQ;
-    if (session?.mux && !isRequest) {
-      session.mux.push(data);
+    if (session?.slot.route && !isRequest) {
+      session.slot.route(data);
       return;
     }
     if (!this.#access.allows(peer.hostname)) {
@@ -264,10 +279,10 @@ class RunningServer implements Server {
    * sends other bytes, or finds the old transfer ending or silent.
    */
   #isRepeat(session: Session, data: Uint8Array): boolean {
-    const s = session.state;
-    if (!s.answered) return true;
-    if (s.ending || !sameBytes(session.request, data)) return false;
-    return transferClock.now() - s.heardAt < 2 * this.#options.timeoutMs;
+    const v = session.slot.view;
+    if (!v?.answered) return true;
+    if (v.ending || !sameBytes(session.request, data)) return false;
+    return v.heardAgoMs() < 2 * this.#options.timeoutMs;
   }
 
   #startSession(
@@ -280,10 +295,10 @@ class RunningServer implements Server {
     const controller = new AbortController();
     const session: Session = {
       controller,
+      slot: { peer, listening: conn, signal: controller.signal },
       done: Promise.resolve(),
       host: peer.hostname,
       request: data.slice(),
-      state: newState(),
       settled: false,
     };
     this.#sessions.set(key, session);
@@ -309,44 +324,26 @@ class RunningServer implements Server {
     request: RequestPacket,
   ): Promise<void> {
     const o = this.#options;
-    const started = performance.now();
+    const requested = performance.now();
     let prepared: PreparedTransfer;
     try {
-      prepared = await prepare(request, peer, o.source, this.#policy, started);
+      prepared = await prepare(request, peer, o.source, this.#policy, requested);
     } catch (e) {
-      return this.#refuse(conn, peer, recordFor(request, peer), started, asTftpError(e));
+      return this.#refuse(conn, peer, recordFor(request, peer), requested, asTftpError(e));
     }
-    let channel: MuxChannel | SocketChannel;
-    const signal = session.controller.signal;
-    if (o.singlePort) {
-      channel = session.mux = new MuxChannel(conn, peer, signal);
-    } else {
-      try {
-        const socket = bindTransferSocket((conn.addr as Deno.NetAddr).hostname, o.portRange);
-        channel = new SocketChannel(socket, peer, {
-          signal,
-          bufferSize: request.op === "WRQ" ? undefined : 1024,
-        });
-      } catch (e) {
-        log.warn("no transfer socket for {peer}: {error}", {
-          peer: formatAddr(peer),
-          error: (e as Error).message,
-        });
-        prepared.reader?.close();
-        await prepared.writer?.abort();
-        const busy = new RefusedError(
-          ErrorCode.NOT_DEFINED,
-          "server busy: no free transfer port, try again",
-        );
-        return this.#refuse(conn, peer, prepared.record, started, busy);
-      }
+    let started: Started;
+    try {
+      started = await this.#executor.run(prepared, session.slot);
+    } catch (e) {
+      if (!(e instanceof RefusedError)) throw e;
+      log.warn("no transfer socket for {peer}: {error}", {
+        peer: formatAddr(peer),
+        error: e.cause instanceof Error ? e.cause.message : e.message,
+      });
+      return this.#refuse(conn, peer, prepared.record, requested, e);
     }
-    const { record, closed } = await run(prepared, channel, {
-      knobs: { timeoutMs: o.timeoutMs, retries: o.retries, peerTimeoutMs: o.clientTimeoutMs },
-      signal,
-      maxUploadSize: o.maxUploadSize,
-      state: session.state,
-    });
+    const { record, closed } = started;
+    reportTransfer(record);
     this.#recorded(record);
     // The outcome is known: a shutdown need not wait for the dally after an upload.
     session.settled = true;
@@ -406,6 +403,7 @@ class RunningServer implements Server {
     this.#listeners.clear();
     // A socket's port is free only once its pending receive has settled.
     await Promise.all(this.#loops);
+    await this.#executor.close();
     this.#options.source.close?.();
     this.#finished();
   }

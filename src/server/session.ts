@@ -37,13 +37,7 @@ import {
 import type { FileSource, ReadHandle, WriteHandle } from "../storage/source.ts";
 import { negotiate, type NegotiationPolicy } from "../wire/options.ts";
 import { ack, encode, type RequestPacket } from "../wire/packet.ts";
-import {
-  finishRecord,
-  newRecord,
-  type Outcome,
-  reportTransfer,
-  type TransferRecord,
-} from "./record.ts";
+import { finishRecord, newRecord, type Outcome, type TransferRecord } from "./record.ts";
 
 /**
  * The abort reason of a transfer whose client sent a new request from the same address and port
@@ -205,7 +199,7 @@ export interface RunOptions {
 
 /** What {@linkcode run} resolves with. */
 export interface RunResult {
-  /** The transfer's record, complete and already logged. */
+  /** The transfer's record, complete (the server logs it). */
   record: TransferRecord;
   /** Resolves once the channel is closed: after an upload's dally, at once otherwise. */
   closed: Promise<void>;
@@ -285,7 +279,6 @@ export async function run(
   record.retransmits = stats.retransmits;
   if (stats.note) record.note = stats.note;
   finishRecord(record, t.started);
-  reportTransfer(record);
   const closed = (dallying ?? Promise.resolve()).finally(() => channel.close());
   return { record, closed };
 }
