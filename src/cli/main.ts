@@ -8,7 +8,6 @@
 import config from "../../deno.json" with { type: "json" };
 import { redactSecrets } from "../log.ts";
 import { UsageError } from "./args.ts";
-import { runServe } from "./serve.ts";
 import { SERVE_HELP } from "./serve_args.ts";
 import { didYouMean } from "./suggest.ts";
 import { GET_HELP, PUT_HELP } from "./transfer_args.ts";
@@ -82,7 +81,7 @@ export async function main(args: string[]): Promise<number> {
   try {
     switch (command) {
       case "serve":
-        return await runServe(rest);
+        return await (await import("./serve.ts")).runServe(rest);
       case "get":
       case "put": {
         const { runTransfer } = await import("./transfer.ts");
