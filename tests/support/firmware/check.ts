@@ -77,7 +77,7 @@ export function summary(
     `asked: ${n ? describeOptions(n.asked) : "?"}`,
     `answered: ${n ? describeOptions(n.answered) : "?"}`,
     `record: ${rec.outcome} blksize=${rec.blksize} windowsize=${rec.windowsize}` +
-    ` retransmits=${rec.retransmits} ${rec.duration_ms} ms`,
+    ` retransmits=${rec.retransmits} ${rec.durationMs} ms`,
     `proof: ${proof}`,
   ].join(" | ");
 }

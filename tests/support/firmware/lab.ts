@@ -53,7 +53,7 @@ export interface TransferRec {
   blksize: number;
   windowsize: number;
   retransmits: number;
-  duration_ms: number;
+  durationMs: number;
   outcome: string;
   error?: string;
 }
