@@ -109,3 +109,69 @@ for (const singlePort of [false, true]) {
     });
   });
 }
+
+/** ACKs `block` and reads on in lock-step to the end; returns the payloads from `block + 1` on. */
+async function rest(peer: RawPeer, tid: number, block: number): Promise<Uint8Array[]> {
+  const parts: Uint8Array[] = [];
+  for (;; block++) {
+    await peer.send(ackOf(block), tid);
+    const { got, others } = await dataFrom(peer, block + 1, tid);
+    ok(others.every((o) => o.packet.op !== "DATA" || o.packet.block !== 1), "a second transfer");
+    if (got.packet.op !== "DATA") throw new Error("unreachable");
+    parts.push(got.packet.data.slice());
+    if (got.packet.data.length < 512) {
+      await peer.send(ackOf(block + 1), tid);
+      return parts;
+    }
+  }
+}
+
+for (const singlePort of [false, true]) {
+  const how = singlePort ? "in --single-port mode" : "with a port per transfer";
+
+  Deno.test(`a late copy of the request never ends a download that moves ${how}`, async () => {
+    await using fx = await fixture();
+    const args = [fx.dir, "--log-format", "json", ...(singlePort ? ["--single-port"] : [])];
+    await withServer(args, async (server) => {
+      await withPeer(async (peer) => {
+        await peer.send(request("RRQ", "big.bin"), server.port);
+        const d1 = await expectData(peer, 1);
+        const tid = d1.from.port;
+        await peer.send(ackOf(1), tid);
+        const { got: d2 } = await dataFrom(peer, 2, tid);
+        // The network delivers the request again, late, while the transfer moves.
+        await peer.send(request("RRQ", "big.bin"), server.port);
+        const parts = [d1.data, d2.data.subarray(4), ...await rest(peer, tid, 2)];
+        const size = parts.reduce((n, p) => n + p.length, 0);
+        equal(size, file(fx, "big.bin").length);
+      });
+      const record = await waitForRecord(server, (r) => r.file === "big.bin");
+      equal(record.outcome, "ok", JSON.stringify(record));
+    });
+  });
+
+  Deno.test(`the same request from a port whose transfer is at its end is served again ${how}`, async () => {
+    await using fx = await fixture();
+    const args = [fx.dir, "--log-format", "json", ...(singlePort ? ["--single-port"] : [])];
+    await withServer(args, async (server) => {
+      await withPeer(async (peer) => {
+        // Every block of three.bin arrives, but the final ACK is "lost": the transfer is ending.
+        await peer.send(request("RRQ", "three.bin"), server.port);
+        const d1 = await expectData(peer, 1);
+        let block = 1;
+        for (let last = d1.data; last.length === 512; block++) {
+          await peer.send(ackOf(block), d1.from.port);
+          const { got } = await dataFrom(peer, block + 1, d1.from.port);
+          last = got.data.subarray(4);
+        }
+        // The client asks for the same file again from the same port: a new transfer.
+        await peer.send(request("RRQ", "three.bin"), server.port);
+        const { got } = await dataFrom(peer, 1, null);
+        if (got.packet.op !== "DATA") throw new Error("unreachable");
+        const data = await finish(peer, got.from.port, got.packet.data.slice());
+        deepEqual(data, file(fx, "three.bin"));
+      });
+      await waitForRecord(server, (r) => r.file === "three.bin" && r.outcome === "ok");
+    });
+  });
+}

@@ -109,6 +109,8 @@ export async function sendBlocks(
         stats.retransmits++;
         fresh = false;
       }
+      // Say so before the last block leaves: the client may answer it with a new request at once.
+      if (w.next >= w.last) state.ending = true;
       sends.push(channel.send(w.take()));
     } while (w.canSend());
     await Promise.all(sends);
@@ -116,7 +118,6 @@ export async function sendBlocks(
     const now = clock.now();
     sentFreshAt = fresh ? now : -1;
     deadline = now + rto.ms;
-    if (w.sent >= w.last) state.ending = true;
   };
   const rewind = () => {
     w.rewind();
