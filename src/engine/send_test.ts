@@ -167,3 +167,61 @@ Deno.test("an ERROR from the peer mid-transfer ends the engine with PeerError", 
     }
   });
 });
+
+// ---------------------------------------------------------------------------------------------
+// A client that ends with ERROR 0 once it has every byte (pxelinux)
+
+Deno.test("a client's ERROR 0 once it holds every byte it was told of completes the transfer", async (t) => {
+  const blksize = 8;
+  const data = makeBytes(blksize * 3, 9); // a multiple of blksize: an empty block 4 follows
+  await t.step("after the last full block: ok, every byte counted, with a note", async () => {
+    const [a, b] = memoryChannelPair();
+    const s = { ...settings(blksize, 1), tsize: data.length };
+    const p = send(a, sourceFor(data, s), s);
+    try {
+      for (const k of [1, 2]) {
+        await expectData(b, k);
+        await b.send(ack(k));
+      }
+      await expectData(b, 3);
+      await b.send(errorPacket(0, "No error, file close"));
+      const stats = await p;
+      equal(stats.bytes, data.length);
+      equal(stats.blocks, 3);
+      ok(stats.note?.includes("No error, file close"), stats.note);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+  await t.step("before every byte was sent: the peer's error", async () => {
+    const [a, b] = memoryChannelPair();
+    const s = { ...settings(blksize, 1), tsize: data.length };
+    const p = send(a, sourceFor(data, s), s);
+    try {
+      await expectData(b, 1);
+      await b.send(errorPacket(0, "No error, file close"));
+      await rejects(p, PeerError);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+  await t.step("without a size the client was told of: the peer's error", async () => {
+    const [a, b] = memoryChannelPair();
+    const s = settings(blksize, 1);
+    const p = send(a, sourceFor(data, s), s);
+    try {
+      for (const k of [1, 2]) {
+        await expectData(b, k);
+        await b.send(ack(k));
+      }
+      await expectData(b, 3);
+      await b.send(errorPacket(0, "No error, file close"));
+      await rejects(p, PeerError);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});

@@ -343,3 +343,25 @@ Deno.test("run: aborted uploads send ERROR 0 with the reason, except when supers
     });
   }
 });
+
+Deno.test("run: a failed transfer's record counts its retransmissions too", async () => {
+  await withDir(async (dir) => {
+    await Deno.writeFile(join(dir, "f.bin"), makeBytes(5000, 3));
+    const source = await DirectorySource.open(dir);
+    const p = await prepare(req("RRQ", "f.bin"), PEER, source, POLICY);
+    const [a, b] = memoryChannelPair();
+    const running = run(p, a, {
+      knobs: { timeoutMs: 40, retries: 2, peerTimeoutMs: 40 },
+      signal: new AbortController().signal,
+    });
+    // The client takes block 1 and then falls silent for good.
+    const first = await b.receive(b.clock.now() + 2000);
+    equal(first && blockOf(first), 1);
+    await b.send(ack(1));
+    const { record } = await running;
+    b.close();
+    equal(record.outcome, "timeout");
+    ok(record.retransmits > 0, `retransmits in the record: ${JSON.stringify(record)}`);
+    equal(record.retransmits, a.dataBlocks().length - 2, "every resend of block 2 counted");
+  });
+});
