@@ -13,6 +13,9 @@
  */
 
 import type { Channel } from "../engine/channel.ts";
+import { mulberry32 } from "./fault_relay.ts";
+
+export { mulberry32 };
 import { type Clock, transferClock } from "../engine/clock.ts";
 import { AbortedError } from "../errors.ts";
 import { blockOf, Opcode, opcodeOf } from "../wire/packet.ts";
@@ -59,18 +62,6 @@ export interface SendCounters {
   reordered: number;
   /** Datagrams put into the other end's inbox (duplicates count twice). */
   delivered: number;
-}
-
-/** mulberry32: a tiny deterministic PRNG returning floats in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 interface Waiter {

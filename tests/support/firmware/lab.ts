@@ -13,6 +13,7 @@ import { MAIN, ROOT, run } from "../server.ts";
 import { type Negotiation, negotiations, readPcap } from "./pcap.ts";
 import { SYSTEM } from "./preflight.ts";
 import { Proc, tail } from "./proc.ts";
+import type { LoggedTransfer } from "../../../src/testing/proc.ts";
 
 /** The server's address in every lab (each lab is its own namespace). */
 export const SERVER_IP = "10.66.0.1";
@@ -44,19 +45,7 @@ export interface LabOptions {
 }
 
 /** One transfer record of the server's JSON log. */
-export interface TransferRec {
-  event: "transfer";
-  op: "RRQ" | "WRQ";
-  peer: string;
-  file: string;
-  bytes: number;
-  blksize: number;
-  windowsize: number;
-  retransmits: number;
-  durationMs: number;
-  outcome: string;
-  error?: string;
-}
+export type TransferRec = LoggedTransfer & { event: "transfer" };
 
 async function must(args: string[]): Promise<string> {
   const r = await run(args[0], args.slice(1), { timeoutMs: 20_000 });
