@@ -13,7 +13,7 @@ import type { NegotiationPolicy } from "../wire/options.ts";
 import { decode, Opcode, opcodeOf, type RequestPacket } from "../wire/packet.ts";
 import { AccessList } from "./access.ts";
 import { drain } from "./drain.ts";
-import { BindError, bindUdp, isWildcard, localAddresses } from "./addresses.ts";
+import { Listeners } from "./listeners.ts";
 import {
   type Executor,
   type ExecutorOptions,
@@ -56,16 +56,11 @@ class RunningServer implements Server {
   readonly #options: ServerOptions & typeof DEFAULTS;
   readonly #policy: NegotiationPolicy;
   readonly #access: AccessList;
-  readonly #listeners = new Map<string, Deno.DatagramConn>();
-  /** The listening loops; each ends once its socket is closed and its last receive settled. */
-  readonly #loops = new Set<Promise<void>>();
+  #listeners!: Listeners;
   readonly #sessions = new Map<string, Session>();
   readonly #perHost = new Map<string, number>();
   #executor!: Executor;
   #closing: Promise<void> | null = null;
-  #rescan: ReturnType<typeof setInterval> | undefined;
-  #port = 0;
-  #wildcard = false;
   #finished!: () => void;
   #hurry!: () => void;
   /** Resolves when the grace period is to end at once (a second `close({ graceMs: 0 })`). */
@@ -88,12 +83,12 @@ class RunningServer implements Server {
 
   /** The addresses the server listens on. */
   get addresses(): Deno.NetAddr[] {
-    return [...this.#listeners.values()].map((c) => c.addr as Deno.NetAddr);
+    return this.#listeners.addresses;
   }
 
   /** The UDP port the server listens on. */
   get port(): number {
-    return this.#port;
+    return this.#listeners.port;
   }
 
   /** Transfers in progress. */
@@ -115,91 +110,18 @@ class RunningServer implements Server {
     this.#executor = o.workers > 1
       ? await WorkerPool.start(o.workers, run)
       : new LocalExecutor(run);
-    const wanted = await this.#addressesToBind();
-    this.#port = o.port;
     try {
-      for (const hostname of wanted) this.#bind(hostname);
+      this.#listeners = await Listeners.open(
+        o.hostname,
+        o.port,
+        (c, d, f) => this.#dispatch(c, d, f),
+      );
     } catch (e) {
-      for (const c of this.#listeners.values()) c.close();
       await this.#executor.close();
       throw e;
     }
-    if (this.#listeners.size === 0) throw new BindError("no address to listen on");
-    if (this.#wildcard) {
-      log.warn(
-        "cannot list local addresses (grant --allow-sys=networkInterfaces): listening on one " +
-          "wildcard socket, so replies come from the address the OS picks; on a multi-homed " +
-          "host pass --address for each address",
-        { event: "wildcard" },
-      );
-    } else if (!Array.isArray(o.hostname) && isWildcard(o.hostname) && wanted.length > 1) {
-      this.#rescan = setInterval(() => this.#refreshAddresses(), 30_000);
-    }
     if (o.signal?.aborted) this.close();
     else o.signal?.addEventListener("abort", () => this.close(), { once: true });
-  }
-
-  async #addressesToBind(): Promise<string[]> {
-    const h = this.#options.hostname;
-    if (Array.isArray(h) && h.length > 1) return h;
-    const one = Array.isArray(h) ? h[0] : h;
-    if (!isWildcard(one)) return [one!];
-    const local = await localAddresses(one === "0.0.0.0" ? "ipv4" : "any");
-    if (local) return local;
-    this.#wildcard = true;
-    return [one ?? "::"];
-  }
-
-  #bind(hostname: string): void {
-    const conn = bindUdp(hostname, this.#port);
-    if (this.#port === 0) this.#port = (conn.addr as Deno.NetAddr).port;
-    this.#listeners.set(hostname, conn);
-    const loop = this.#listen(conn, hostname);
-    this.#loops.add(loop);
-    loop.finally(() => this.#loops.delete(loop));
-  }
-
-  async #refreshAddresses(): Promise<void> {
-    if (this.#closing) return;
-    const now = new Set(await this.#addressesToBind());
-    for (const hostname of now) {
-      if (this.#listeners.has(hostname)) continue;
-      try {
-        this.#bind(hostname);
-        log.info("new local address {address}: listening", { address: hostname });
-      } catch (e) {
-        log.warn("cannot listen on new address {address}: {error}", {
-          address: hostname,
-          error: (e as Error).message,
-        });
-      }
-    }
-    for (const [hostname, conn] of this.#listeners) {
-      if (now.has(hostname)) continue;
-      this.#listeners.delete(hostname);
-      conn.close();
-      log.info("local address {address} is gone: stopped listening", { address: hostname });
-    }
-  }
-
-  async #listen(conn: Deno.DatagramConn, hostname: string): Promise<void> {
-    const buf = new Uint8Array(65536);
-    for (;;) {
-      let data: Uint8Array, from: Deno.Addr;
-      try {
-        [data, from] = await conn.receive(buf);
-      } catch (e) {
-        if (this.#closing || this.#listeners.get(hostname) !== conn) return;
-        log.warn("receive failed on {address}: {error}", { address: hostname, error: String(e) });
-        await new Promise((r) => setTimeout(r, 10));
-        continue;
-      }
-      try {
-        this.#dispatch(conn, data, from as Deno.NetAddr);
-      } catch (e) {
-        log.error("unexpected error handling a datagram: {error}", { error: String(e) });
-      }
-    }
   }
 
   #dispatch(conn: Deno.DatagramConn, data: Uint8Array, peer: Deno.NetAddr): void {
@@ -390,19 +312,10 @@ class RunningServer implements Server {
   }
 
   async #shutdown(graceMs: number): Promise<void> {
-    clearInterval(this.#rescan);
-    const listeners = [...this.#listeners.values()];
     // In single-port mode the listening sockets carry the transfers: close them last.
-    if (!this.#options.singlePort) {
-      for (const c of listeners) c.close();
-    }
+    const listening = this.#options.singlePort ? null : this.#listeners.close();
     await drain(() => [...this.#sessions.values()], graceMs, this.#hurried, SHUTTING_DOWN);
-    if (this.#options.singlePort) {
-      for (const c of listeners) c.close();
-    }
-    this.#listeners.clear();
-    // A socket's port is free only once its pending receive has settled.
-    await Promise.all(this.#loops);
+    await (listening ?? this.#listeners.close());
     await this.#executor.close();
     this.#options.source.close?.();
     this.#finished();
