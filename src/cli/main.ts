@@ -71,9 +71,15 @@ function report(command: string | undefined, e: unknown, code: number, json: boo
  * Runs the command line and resolves with the exit code.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { main } from "./main.ts";
- * Deno.exit(await main(Deno.args));
+ * import { equal } from "node:assert/strict";
+ *
+ * // The entry point (main.ts) runs `Deno.exit(await main(Deno.args))`.
+ * equal(await main(["--version"]), 0); // prints "tftpkit 0.1.0"
+ * // A mistyped command is a usage error, exit code 2, with one line on standard error:
+ * // "tftpkit: unknown command 'sevre' (did you mean 'serve'?)".
+ * equal(await main(["sevre", "."]), 2);
  * ```
  */
 export async function main(args: string[]): Promise<number> {

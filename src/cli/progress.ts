@@ -100,11 +100,30 @@ function terminalWidth(): number {
  * A progress line for one transfer. Create it only when standard error is a terminal.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Progress } from "./progress.ts";
- * const p = new Progress("image.bin");
- * p.update(1024, 4096);
- * p.done();
+ * import { equal, match } from "node:assert/strict";
+ *
+ * // What it draws on standard error, kept here instead of reaching the terminal.
+ * const drawn: string[] = [];
+ * const writeSync = Deno.stderr.writeSync;
+ * Deno.stderr.writeSync = (p) => {
+ *   drawn.push(new TextDecoder().decode(p));
+ *   return p.length;
+ * };
+ * try {
+ *   const p = new Progress("image.bin");
+ *   p.update(1024, 4096); // drawn at once
+ *   p.update(2048, 4096); // within 100 ms of the last drawing: only recorded
+ *   p.done(); // the last state, then the end of the line
+ * } finally {
+ *   Deno.stderr.writeSync = writeSync;
+ * }
+ * equal(drawn.length, 3);
+ * // Each drawing replaces the line: "\r\x1b[Kimage.bin  1.0 KiB / 4.0 KiB  25%  ETA 0s  …".
+ * match(drawn[0], /^\r\x1b\[K.*1\.0 KiB.*25%/);
+ * match(drawn[1], /^\r\x1b\[K.*2\.0 KiB.*50%/);
+ * equal(drawn[2], "\n");
  * ```
  */
 export class Progress {

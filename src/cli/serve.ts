@@ -24,9 +24,15 @@ function plural(n: number, one: string, many = `${one}s`): string {
  * Runs `tftpkit serve` and resolves with its exit code.
  *
  * @example
- * ```ts ignore
- * import { runServe } from "./serve.ts";
- * Deno.exit(await runServe(["demo", "--port", "6969"]));
+ * ```ts
+ * import { runServe, ServeExit } from "./serve.ts";
+ * import { UsageError } from "./args.ts";
+ * import { equal, rejects } from "node:assert/strict";
+ *
+ * // `tftpkit serve --help` prints the help and exits 0.
+ * equal(await runServe(["--help"]), ServeExit.OK);
+ * // Flags that do not fit together are refused before anything starts (`main` exits 2).
+ * await rejects(runServe(["demo", "--once", "--max-transfers", "2"]), UsageError);
  * ```
  */
 export async function runServe(args: string[]): Promise<number> {

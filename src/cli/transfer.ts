@@ -68,10 +68,31 @@ function tftpCodeOf(e: unknown): number | null {
 /**
  * Runs `tftpkit get` or `tftpkit put` and resolves with the exit code.
  *
- * @example
- * ```ts ignore
+ * @example `tftpkit get` from a server on a free port
+ * ```ts
  * import { runTransfer } from "./transfer.ts";
- * Deno.exit(await runTransfer("get", ["127.0.0.1:6969", "hello.txt"]));
+ * import { ClientExit } from "./exit_codes.ts";
+ * import { serve } from "../server/server.ts";
+ * import { DirectorySource } from "../storage/files.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
+ * const server = await serve({
+ *   source: await DirectorySource.open(dir),
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ *
+ * const where = `127.0.0.1:${server.port}`;
+ * equal(await runTransfer("get", [where, "hello.txt", `${dir}/copy.txt`, "--quiet"]), 0);
+ * equal(await Deno.readTextFile(`${dir}/copy.txt`), "hello\n");
+ * // A file the server does not have: curl's exit code for it, and one line on standard error
+ * // naming the file, the server and its ERROR 1.
+ * equal(await runTransfer("get", [where, "missing.txt", `${dir}/x`]), ClientExit.NOT_FOUND);
+ *
+ * await server.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function runTransfer(command: "get" | "put", args: string[]): Promise<number> {

@@ -226,14 +226,30 @@ async function fail(channel: SocketChannel, e: unknown, signal?: AbortSignal): P
  *   acceptable); the server was sent the same ERROR.
  * @throws {AbortedError} `signal` aborted; the server was sent ERROR 0.
  *
- * @example
- * ```ts ignore
- * import { download } from "../mod.ts";
+ * @example Download block by block into a sink of your own
+ * ```ts
+ * import { DirectorySource, download, serve } from "../mod.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
+ * const server = await serve({
+ *   source: await DirectorySource.open(dir),
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ *
  * const chunks: Uint8Array[] = [];
- * await download({ hostname: "127.0.0.1", port: 6969 }, "hello.txt", {
- *   write: (d) => void chunks.push(d.slice()),
+ * const result = await download({ hostname: "127.0.0.1", port: server.port }, "hello.txt", {
+ *   write: (d) => void chunks.push(d.slice()), // the view is reused: keep a copy
  *   finish: () => Promise.resolve(),
  * });
+ * equal(new TextDecoder().decode(chunks[0]), "hello\n");
+ * equal(result.bytes, 6);
+ * equal(result.tsize, 6); // the server announced the size
+ *
+ * await server.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function download(
@@ -287,15 +303,34 @@ export async function download(
  * @throws {RefusedError} We ended the transfer (the source failed); the server was told.
  * @throws {AbortedError} `signal` aborted; the server was sent ERROR 0.
  *
- * @example
- * ```ts ignore
- * import { upload } from "../mod.ts";
- * const file = await Deno.open("backup.cfg");
- * await upload({ hostname: "127.0.0.1", port: 6969 }, "backup.cfg", {
- *   name: "backup.cfg",
+ * @example Upload a local file
+ * ```ts
+ * import { DirectorySource, serve, upload } from "../mod.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const root = await Deno.makeTempDir(); // what the server serves, uploads allowed
+ * const server = await serve({
+ *   source: await DirectorySource.open(root, { write: true }),
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ * });
+ * const local = await Deno.makeTempFile();
+ * await Deno.writeTextFile(local, "hostname sw1\n");
+ *
+ * const file = await Deno.open(local);
+ * const result = await upload({ hostname: "127.0.0.1", port: server.port }, "backup.cfg", {
+ *   name: local,
+ *   size: (await file.stat()).size, // announced to the server as tsize
  *   read: (p) => file.read(p),
  *   close: () => file.close(),
  * });
+ * file.close(); // the handle stays the caller's to close
+ * equal(result.bytes, 13);
+ * equal(await Deno.readTextFile(`${root}/backup.cfg`), "hostname sw1\n");
+ *
+ * await server.close();
+ * await Deno.remove(local);
+ * await Deno.remove(root, { recursive: true });
  * ```
  */
 export async function upload(

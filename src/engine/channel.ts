@@ -41,16 +41,29 @@ export interface Channel {
 /**
  * The channel's datagrams as an async iterable: each step waits until `deadline()` (read afresh
  * for every step) and yields the next datagram, or `null` when the deadline passed; `first`, when
- * given, is yielded before anything is received. It ends only
- * by throwing (abort or close); the loop that consumes it returns when the transfer is done.
+ * given, is yielded before anything is received. It ends only by throwing (abort or close); the
+ * loop that consumes it returns when the transfer is done.
  *
- * @example
- * ```ts ignore
- * import { packets } from "./channel.ts";
- * let deadline = channel.clock.now() + 1000;
+ * @example Read what arrives until the deadline passes
+ * ```ts
+ * import { MuxChannel, packets } from "./channel.ts";
+ * import { blockOf } from "../wire/packet.ts";
+ * import { deepEqual } from "node:assert/strict";
+ *
+ * // A channel whose datagrams are handed to it (as a listening socket's are), sending nowhere.
+ * const peer: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: 40000 };
+ * const channel = new MuxChannel({ send: (p) => Promise.resolve(p.length) }, peer);
+ * channel.push(new Uint8Array([0, 4, 0, 1])); // ACK 1
+ * channel.push(new Uint8Array([0, 4, 0, 2])); // ACK 2
+ *
+ * const acked: number[] = [];
+ * const deadline = channel.clock.now() + 50;
  * for await (const packet of packets(channel, () => deadline)) {
- *   if (packet === null) break; // timed out
+ *   if (packet === null) break; // the deadline passed with nothing more
+ *   acked.push(blockOf(packet));
  * }
+ * deepEqual(acked, [1, 2]);
+ * channel.close();
  * ```
  */
 export function packets(

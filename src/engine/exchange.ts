@@ -31,12 +31,43 @@ export interface ExchangeOptions {
  * @throws {TimeoutError} The timer gave up.
  * @throws {AbortedError} The channel's signal aborted.
  *
- * @example
- * ```ts ignore
+ * @example A request whose first copy is lost, sent again until the OACK comes
+ * ```ts
  * import { exchange } from "./exchange.ts";
- * const reply = await exchange(channel, request, (p) => opcodeOf(p) === Opcode.OACK, rto, {
- *   what: "answer from the server",
+ * import { Rto } from "./rto.ts";
+ * import { newStats } from "./settings.ts";
+ * import { memoryChannelPair } from "../testing/memory_channel.ts";
+ * import { decode, encode, Opcode, opcodeOf } from "../wire/packet.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * // The client's end loses the first datagram it sends.
+ * const [client, server] = memoryChannelPair({
+ *   aToB: { script: (_, index) => (index === 0 ? "drop" : undefined) },
  * });
+ * const options = new Map([["blksize", "1468"]]);
+ * const request = encode({
+ *   op: "RRQ",
+ *   filename: new TextEncoder().encode("boot.img"),
+ *   mode: "octet",
+ *   options,
+ * });
+ * // The server answers the request that reaches it with an OACK.
+ * const answered = server.receive(server.clock.now() + 1000)
+ *   .then(() => server.send(encode({ op: "OACK", options })));
+ *
+ * const stats = newStats();
+ * const reply = await exchange(
+ *   client,
+ *   request,
+ *   (p) => opcodeOf(p) === Opcode.OACK,
+ *   new Rto({ timeoutMs: 100, retries: 5 }),
+ *   { what: "answer from the server", sent: "requests", stats },
+ * );
+ * await answered;
+ * deepEqual(decode(reply), { op: "OACK", options });
+ * equal(stats.retransmits, 1);
+ * client.close();
+ * server.close();
  * ```
  */
 export async function exchange(

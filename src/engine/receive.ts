@@ -54,14 +54,42 @@ const isData = (p: Uint8Array) => opcodeOf(p) === Opcode.DATA && p.length >= 4;
  * @throws {RefusedError} The sink failed, or the data broke a limit (nothing was committed).
  * @throws {AbortedError} The channel's signal aborted.
  *
- * @example
- * ```ts ignore
+ * @example Take a 700-byte upload, as a server answering a WRQ without options does
+ * ```ts
  * import { receiveBlocks } from "./receive.ts";
+ * import type { BlockSink } from "./blocks.ts";
  * import { Rto } from "./rto.ts";
- * const stats = await receiveBlocks(channel, sink, { blksize: 512, windowsize: 1 }, {
- *   rto: new Rto(1000, 5),
+ * import { memoryChannelPair } from "../testing/memory_channel.ts";
+ * import { ack, blockOf, encode } from "../wire/packet.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * const [server, client] = memoryChannelPair();
+ * const chunks: Uint8Array[] = [];
+ * const sink: BlockSink = {
+ *   write: (data) => void chunks.push(data.slice()),
+ *   finish: () => Promise.resolve(),
+ * };
+ * // ACK 0 goes first (and again on each timeout) until DATA 1 comes.
+ * const receiving = receiveBlocks(server, sink, { blksize: 512, windowsize: 1 }, {
+ *   rto: new Rto({ timeoutMs: 1000, retries: 5 }),
  *   reply: ack(0),
  * });
+ *
+ * // The peer: each block once the one before is acknowledged.
+ * const upload = new TextEncoder().encode("x".repeat(700));
+ * const acks: number[] = [];
+ * for (let block = 1, at = 0; at <= upload.length; block++, at += 512) {
+ *   acks.push(blockOf((await client.receive(client.clock.now() + 1000))!));
+ *   await client.send(encode({ op: "DATA", block, data: upload.subarray(at, at + 512) }));
+ * }
+ * const stats = await receiving;
+ * acks.push(blockOf((await client.receive(client.clock.now() + 1000))!)); // the final ACK
+ * deepEqual(acks, [0, 1, 2]);
+ * equal(stats.bytes, 700);
+ * equal(stats.blocks, 2);
+ * deepEqual(chunks.map((c) => c.length), [512, 188]);
+ * server.close();
+ * client.close();
  * ```
  */
 export async function receiveBlocks(
@@ -214,10 +242,23 @@ export async function receiveBlocks(
  * final ACK again (at most 64 times); anything else is ignored. Ends after `ms` without such a
  * repeat, or when the channel is closed or aborted; never throws.
  *
- * @example
- * ```ts ignore
+ * @example Answer a final block that comes again (its ACK was lost)
+ * ```ts
  * import { dally } from "./receive.ts";
- * await dally(channel, stats.blocks, 2000);
+ * import { memoryChannelPair } from "../testing/memory_channel.ts";
+ * import { blockOf, encode, Opcode, opcodeOf } from "../wire/packet.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * // The receiver has acknowledged block 2, the last; the sender did not hear it and resends.
+ * const [receiver, sender] = memoryChannelPair();
+ * await sender.send(encode({ op: "DATA", block: 2, data: new Uint8Array(188) }));
+ * await dally(receiver, 2, 50); // ends 50 ms after the last repeat
+ *
+ * const again = (await sender.receive(sender.clock.now() + 100))!;
+ * equal(opcodeOf(again), Opcode.ACK);
+ * equal(blockOf(again), 2);
+ * receiver.close();
+ * sender.close();
  * ```
  */
 export async function dally(channel: Channel, finalBlock: number, ms: number): Promise<void> {

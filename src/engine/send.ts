@@ -42,13 +42,45 @@ const isAck0 = (p: Uint8Array) => opcodeOf(p) === Opcode.ACK && p.length >= 4 &&
  * @throws {AbortedError} The channel's signal aborted.
  * @throws {RefusedError} The source failed.
  *
- * @example
- * ```ts ignore
+ * @example Send 1200 bytes in lock-step to a peer that acknowledges each block
+ * ```ts
  * import { sendBlocks } from "./send.ts";
+ * import type { BlockSource } from "./blocks.ts";
  * import { Rto } from "./rto.ts";
- * const stats = await sendBlocks(channel, reader, { blksize: 512, windowsize: 1 }, {
- *   rto: new Rto(1000, 5),
+ * import { memoryChannelPair } from "../testing/memory_channel.ts";
+ * import { ack, blockOf } from "../wire/packet.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * const [server, client] = memoryChannelPair();
+ * const file = new Uint8Array(1200).fill(0x5a);
+ * let at = 0;
+ * const source: BlockSource = {
+ *   fill(into, offset, length) {
+ *     const n = Math.min(length, file.length - at);
+ *     into.set(file.subarray(at, at + n), offset);
+ *     at += n;
+ *     return n;
+ *   },
+ * };
+ * const sending = sendBlocks(server, source, { blksize: 512, windowsize: 1 }, {
+ *   rto: new Rto({ timeoutMs: 1000, retries: 5 }),
  * });
+ *
+ * // The peer: ACK each DATA; a block shorter than blksize is the last.
+ * const sizes: number[] = [];
+ * for (;;) {
+ *   const data = (await client.receive(client.clock.now() + 1000))!;
+ *   sizes.push(data.length - 4);
+ *   await client.send(ack(blockOf(data)));
+ *   if (data.length - 4 < 512) break;
+ * }
+ * const stats = await sending;
+ * deepEqual(sizes, [512, 512, 176]);
+ * equal(stats.bytes, 1200);
+ * equal(stats.blocks, 3);
+ * equal(stats.retransmits, 0);
+ * server.close();
+ * client.close();
  * ```
  */
 export async function sendBlocks(

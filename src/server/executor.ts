@@ -111,11 +111,51 @@ export function localView(state: TransferState): TransferView {
  * Runs transfers on this isolate: a socket of their own on the listening address, or the
  * listening socket itself.
  *
- * @example
- * ```ts ignore
- * import { LocalExecutor } from "./executor.ts";
- * const executor = new LocalExecutor({ knobs, singlePort: false });
- * const { record, closed } = await executor.run(prepared, slot);
+ * @example Run one download from a socket of its own
+ * ```ts
+ * import { LocalExecutor, type TransferSlot } from "./executor.ts";
+ * import { prepare } from "./session.ts";
+ * import { DirectorySource } from "../storage/files.ts";
+ * import { ack, blockOf, decode, encode, type RequestPacket } from "../wire/packet.ts";
+ * import { equal, notEqual } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
+ * const listening = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+ * const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+ * const slot: TransferSlot = {
+ *   peer: client.addr as Deno.NetAddr,
+ *   listening,
+ *   signal: new AbortController().signal,
+ * };
+ * const request = decode(encode({
+ *   op: "RRQ",
+ *   filename: new TextEncoder().encode("hello.txt"),
+ *   mode: "octet",
+ *   options: new Map(),
+ * })) as RequestPacket;
+ * const prepared = await prepare(request, slot.peer, await DirectorySource.open(dir), {
+ *   maxBlksize: 1468,
+ *   maxWindowsize: 64,
+ * });
+ *
+ * const executor = new LocalExecutor({
+ *   knobs: { timeoutMs: 1000, retries: 5 },
+ *   singlePort: false,
+ * });
+ * const started = executor.run(prepared, slot);
+ * // DATA 1 comes from the transfer's own port; the client answers there.
+ * const [data, from] = await client.receive();
+ * notEqual((from as Deno.NetAddr).port, (listening.addr as Deno.NetAddr).port);
+ * equal(blockOf(data), 1);
+ * await client.send(ack(1), from);
+ *
+ * const { record } = await started;
+ * equal(record.outcome, "ok");
+ * await executor.close(); // once every transfer's socket is closed
+ * client.close();
+ * listening.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class LocalExecutor implements Executor {

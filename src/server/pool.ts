@@ -67,12 +67,55 @@ interface Entry {
 /**
  * Runs transfers on a pool of worker isolates.
  *
- * @example
- * ```ts ignore
+ * @example Run one download on a pool of one worker
+ * ```ts
  * import { WorkerPool } from "./pool.ts";
- * const pool = await WorkerPool.start(2, { knobs, singlePort: false });
- * const { record, closed } = await pool.run(prepared, slot);
- * await pool.close();
+ * import type { TransferSlot } from "./executor.ts";
+ * import { prepare } from "./session.ts";
+ * import { DirectorySource } from "../storage/files.ts";
+ * import { ack, blockOf, decode, encode, type RequestPacket } from "../wire/packet.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
+ * const listening = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+ * const client = Deno.listenDatagram({ transport: "udp", hostname: "127.0.0.1", port: 0 });
+ * const slot: TransferSlot = {
+ *   peer: client.addr as Deno.NetAddr,
+ *   listening,
+ *   signal: new AbortController().signal,
+ * };
+ * const request = decode(encode({
+ *   op: "RRQ",
+ *   filename: new TextEncoder().encode("hello.txt"),
+ *   mode: "octet",
+ *   options: new Map(),
+ * })) as RequestPacket;
+ * // Prepared here, on the isolate that listens; the file stays open here too.
+ * const prepared = await prepare(request, slot.peer, await DirectorySource.open(dir), {
+ *   maxBlksize: 1468,
+ *   maxWindowsize: 64,
+ * });
+ *
+ * const pool = await WorkerPool.start(1, {
+ *   knobs: { timeoutMs: 1000, retries: 5 },
+ *   singlePort: false,
+ * });
+ * equal(pool.size, 1);
+ * const started = pool.run(prepared, slot);
+ * // The worker binds the transfer's socket and sends DATA 1 from it.
+ * const [data, from] = await client.receive();
+ * equal(blockOf(data), 1);
+ * equal(new TextDecoder().decode(data.subarray(4)), "hello\n");
+ * await client.send(ack(1), from);
+ *
+ * const { record, closed } = await started;
+ * equal(record.outcome, "ok");
+ * await closed;
+ * await pool.close(); // stops the workers
+ * client.close();
+ * listening.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export class WorkerPool implements Executor {

@@ -171,9 +171,36 @@ function fail(a: IoAnswer): void {
 /**
  * A read handle whose reads are done by the server (worker side).
  *
- * @example
- * ```ts ignore
- * const reader = remoteReader(job.name, job.size, call);
+ * @example A file on the server's side, read from the worker's
+ * ```ts
+ * import { remoteReader, serveIo } from "./remote.ts";
+ * import type { ReadHandle } from "../storage/source.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * // The server's open file.
+ * const bytes = new TextEncoder().encode("hello\n");
+ * let at = 0;
+ * const file: ReadHandle = {
+ *   name: "hello.txt",
+ *   size: bytes.length,
+ *   read(p) {
+ *     if (at === bytes.length) return Promise.resolve(null);
+ *     const n = Math.min(p.length, bytes.length - at);
+ *     p.set(bytes.subarray(at, at + n));
+ *     at += n;
+ *     return Promise.resolve(n);
+ *   },
+ *   close() {},
+ * };
+ * // In a pool each call is a message to the server's isolate; here it is a direct call.
+ * const reader = remoteReader(file.name, file.size, (op, size, buf) =>
+ *   serveIo(file, undefined, op, size, buf));
+ *
+ * const into = new Uint8Array(64);
+ * const n = await reader.read(into);
+ * equal(new TextDecoder().decode(into.subarray(0, n!)), "hello\n");
+ * equal(await reader.read(into), null); // the end
+ * reader.close();
  * ```
  */
 export function remoteReader(name: string, size: number | undefined, call: IoCall): ReadHandle {
@@ -194,9 +221,36 @@ export function remoteReader(name: string, size: number | undefined, call: IoCal
 /**
  * A write handle whose writes and commit are done by the server (worker side).
  *
- * @example
- * ```ts ignore
- * const writer = remoteWriter(job.name, call);
+ * @example An upload written through the server's handle, and a refusal that comes back
+ * ```ts
+ * import { remoteWriter, serveIo } from "./remote.ts";
+ * import { ErrorCode, RefusedError } from "../errors.ts";
+ * import type { WriteHandle } from "../storage/source.ts";
+ * import { equal, rejects } from "node:assert/strict";
+ *
+ * // The server's handle: keeps what is written; the disk is full when it comes to commit.
+ * const written: Uint8Array[] = [];
+ * const handle: WriteHandle = {
+ *   name: "backup.cfg",
+ *   write(p) {
+ *     written.push(p.slice());
+ *     return Promise.resolve();
+ *   },
+ *   commit: () => Promise.reject(new RefusedError(ErrorCode.DISK_FULL, "disk full")),
+ *   abort: () => Promise.resolve(),
+ * };
+ * // In a pool each call is a message to the server's isolate; here it is a direct call.
+ * const writer = remoteWriter(handle.name, (op, size, buf) =>
+ *   serveIo(undefined, handle, op, size, buf));
+ *
+ * await writer.write(new TextEncoder().encode("hostname sw1\n"));
+ * equal(new TextDecoder().decode(written[0]), "hostname sw1\n");
+ * // The refusal crosses as data and is thrown again on the worker's side, code and all.
+ * await rejects(
+ *   writer.commit(),
+ *   (e) => e instanceof RefusedError && e.code === ErrorCode.DISK_FULL,
+ * );
+ * await writer.abort();
  * ```
  */
 export function remoteWriter(name: string, call: IoCall): WriteHandle {
@@ -219,8 +273,25 @@ export function remoteWriter(name: string, call: IoCall): WriteHandle {
  * Does what a worker asks of a transfer's file handle (server side).
  *
  * @example
- * ```ts ignore
- * const answer = await serveIo(prepared.reader, prepared.writer, "read", 65536);
+ * ```ts
+ * import { serveIo } from "./remote.ts";
+ * import type { ReadHandle } from "../storage/source.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * const file: ReadHandle = {
+ *   name: "hello.txt",
+ *   read: (p) => Promise.resolve(p.length), // a file of endless zeros
+ *   close() {},
+ * };
+ * const answer = await serveIo(file, undefined, "read", 65536);
+ * equal(answer.n, 65536);
+ * equal(answer.buf?.byteLength, 65536); // the buffer to transfer to the worker
+ *
+ * const broken: ReadHandle = { ...file, read: () => Promise.reject(new Error("EIO")) };
+ * // A failure is an answer too: ERROR 0 "read error" for the worker to end the transfer with.
+ * deepEqual(await serveIo(broken, undefined, "read", 65536), {
+ *   error: { code: 0, message: "read error" },
+ * });
  * ```
  */
 export async function serveIo(

@@ -334,15 +334,28 @@ function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
  * @throws {BindError} When a listening socket cannot be bound (port in use, no permission).
  *
  * @example Serve a directory on a free port and stop it
- * ```ts ignore
- * import { DirectorySource, serve } from "../mod.ts";
+ * ```ts
+ * import { DirectorySource, get, serve } from "../mod.ts";
+ * import { equal, ok } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir(); // e.g. "./demo"
+ * await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
+ * const records: string[] = [];
  * const server = await serve({
- *   source: await DirectorySource.open("./demo"),
+ *   source: await DirectorySource.open(dir),
  *   hostname: "127.0.0.1",
- *   port: 0,
+ *   port: 0, // any free port; TFTP's own is 69
+ *   onTransfer: (record) => records.push(`${record.file} ${record.outcome}`),
  * });
- * console.log(server.port);
- * await server.close();
+ * ok(server.port > 0);
+ * equal(server.addresses[0].hostname, "127.0.0.1");
+ *
+ * const bytes = await get({ hostname: "127.0.0.1", port: server.port }, "hello.txt");
+ * equal(new TextDecoder().decode(bytes), "hello\n");
+ *
+ * await server.close(); // waits for running transfers, then stops listening
+ * equal(records[0], "hello.txt ok");
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function serve(options: ServerOptions): Promise<Server> {

@@ -77,9 +77,23 @@ const log = getLogger("server");
  * A record for `request`, before anything is known about its outcome.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { recordFor } from "./session.ts";
+ * import { decode, encode, type RequestPacket } from "../wire/packet.ts";
+ * import { deepEqual, equal } from "node:assert/strict";
+ *
+ * const request = decode(encode({
+ *   op: "RRQ",
+ *   filename: new TextEncoder().encode("pxelinux.0"),
+ *   mode: "octet",
+ *   options: new Map([["tsize", "0"]]),
+ * })) as RequestPacket;
+ * const peer: Deno.NetAddr = { transport: "udp", hostname: "10.0.0.9", port: 2000 };
  * const record = recordFor(request, peer);
+ * equal(record.peer, "10.0.0.9:2000");
+ * equal(record.file, "pxelinux.0");
+ * deepEqual(record.asked, { tsize: "0" });
+ * equal(record.outcome, "error"); // until the transfer says otherwise
  * ```
  */
 export function recordFor(request: RequestPacket, peer: Deno.NetAddr): TransferRecord {
@@ -101,10 +115,38 @@ export function recordFor(request: RequestPacket, peer: Deno.NetAddr): TransferR
  * @throws {RefusedError} Why the request is refused (the caller sends it from the port the
  *   request came to, and reports the record).
  *
- * @example
- * ```ts ignore
+ * @example Accept one request, refuse another
+ * ```ts
  * import { prepare } from "./session.ts";
- * const prepared = await prepare(request, peer, source, { maxBlksize: 1468, maxWindowsize: 64 });
+ * import { ErrorCode, RefusedError } from "../errors.ts";
+ * import { DirectorySource } from "../storage/files.ts";
+ * import { decode, encode, type RequestPacket } from "../wire/packet.ts";
+ * import { equal, ok, rejects } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
+ * const source = await DirectorySource.open(dir);
+ * const peer: Deno.NetAddr = { transport: "udp", hostname: "127.0.0.1", port: 40000 };
+ * const policy = { maxBlksize: 1468, maxWindowsize: 64 };
+ * const rrq = (name: string) =>
+ *   decode(encode({
+ *     op: "RRQ",
+ *     filename: new TextEncoder().encode(name),
+ *     mode: "octet",
+ *     options: new Map([["blksize", "8192"], ["tsize", "0"]]),
+ *   })) as RequestPacket;
+ *
+ * const prepared = await prepare(rrq("hello.txt"), peer, source, policy);
+ * equal(prepared.negotiated.blksize, 1468); // lowered to the server's cap
+ * equal(prepared.negotiated.tsize, 6); // the file's size
+ * ok(prepared.oack); // both go back to the client in an OACK
+ * prepared.reader?.close(); // an executor would run it; here the open file is only released
+ *
+ * await rejects(
+ *   prepare(rrq("missing.txt"), peer, source, policy),
+ *   (e) => e instanceof RefusedError && e.code === ErrorCode.FILE_NOT_FOUND,
+ * );
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function prepare(
@@ -211,10 +253,43 @@ export interface RunResult {
  * quietly until `closed`). Never throws: a failure is in the record, and the peer is sent the
  * ERROR due (none for its own ERROR, a timeout, or a superseded transfer).
  *
- * @example
- * ```ts ignore
+ * @example Serve one RRQ over an in-memory channel
+ * ```ts
  * import { prepare, run } from "./session.ts";
- * const { record, closed } = await run(prepared, channel, { knobs, signal });
+ * import { DirectorySource } from "../storage/files.ts";
+ * import { memoryChannelPair } from "../testing/memory_channel.ts";
+ * import { ack, blockOf, decode, encode, type RequestPacket } from "../wire/packet.ts";
+ * import { equal } from "node:assert/strict";
+ *
+ * const dir = await Deno.makeTempDir();
+ * await Deno.writeTextFile(`${dir}/hello.txt`, "hello\n");
+ * const [channel, client] = memoryChannelPair();
+ * const request = decode(encode({
+ *   op: "RRQ",
+ *   filename: new TextEncoder().encode("hello.txt"),
+ *   mode: "octet",
+ *   options: new Map(), // no options: no OACK, DATA 1 comes first
+ * })) as RequestPacket;
+ * const prepared = await prepare(request, channel.peer, await DirectorySource.open(dir), {
+ *   maxBlksize: 1468,
+ *   maxWindowsize: 64,
+ * });
+ *
+ * const running = run(prepared, channel, {
+ *   knobs: { timeoutMs: 1000, retries: 5 },
+ *   signal: new AbortController().signal,
+ * });
+ * const data = (await client.receive(client.clock.now() + 1000))!;
+ * equal(blockOf(data), 1);
+ * equal(new TextDecoder().decode(data.subarray(4)), "hello\n");
+ * await client.send(ack(1));
+ *
+ * const { record, closed } = await running;
+ * await closed; // the channel is closed
+ * equal(record.outcome, "ok");
+ * equal(record.bytes, 6);
+ * client.close();
+ * await Deno.remove(dir, { recursive: true });
  * ```
  */
 export async function run(
