@@ -20,10 +20,10 @@ import {
 } from "./args.ts";
 import { SERVE_EXIT_HELP } from "./exit_codes.ts";
 
-/** `tftpkit serve --help`. */
 /** Cores of this machine: the default number of transfer workers. */
 export const CORES: number = Math.max(1, navigator.hardwareConcurrency ?? 1);
 
+/** `tftpkit serve --help`. */
 export const SERVE_HELP = `Usage: tftpkit serve PATH [options]
        tftpkit serve URL [options]
        tftpkit serve --origin URL/ [options]
