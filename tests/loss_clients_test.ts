@@ -10,76 +10,32 @@
 
 import { equal, ok } from "node:assert/strict";
 import { join } from "node:path";
-import { type FaultPlan, startFaultRelay } from "../src/testing/fault_relay.ts";
+import { startFaultRelay } from "../src/testing/fault_relay.ts";
 import { HOST } from "../src/testing/loopback.ts";
 import { get } from "../src/mod.ts";
 import { Opcode, opcodeOf } from "../src/wire/packet.ts";
 import { makeFile, run, startServer } from "./support/server.ts";
 import { listDir, waitRecords } from "./support/clients.ts";
 import { sameBytes } from "../src/testing/proc.ts";
-
-const SIZE = 40 * 1024 + 77;
-
-interface Client {
-  name: string;
-  upload?: boolean;
-  /** Bytes to move: a lock-step sender that waits out its own 5 s timer for every loss is slow. */
-  size?: number;
-  /** Asks for options, so a repeated OACK may stop it (a client limit). */
-  options?: boolean;
-  run(port: number, remote: string, local: string): Promise<{ code: number; out: string }>;
-}
+import {
+  clientLimit,
+  LOSS_CLIENTS as CLIENTS,
+  LOSS_PLANS as PLANS,
+  LOSS_SIZE as SIZE,
+  type LossClient,
+  oackCounter,
+} from "./support/loss_clients.ts";
 
 const quiet = async (cmd: string, args: string[]) => {
   const r = await run(cmd, args, { timeoutMs: 150_000 });
   return { code: r.code, out: r.stdout + r.stderr };
 };
+/** Runs `client` against HOST:`port`. */
+const runClient = (client: LossClient, port: number, remote: string, local: string) => {
+  const [cmd, ...args] = client.argv(HOST, port, remote, local);
+  return quiet(cmd, args);
+};
 
-const CLIENTS: Client[] = [
-  {
-    name: "atftp",
-    run: (port, remote, local) =>
-      quiet("atftp", ["-g", "-r", remote, "-l", local, HOST, `${port}`]),
-  },
-  {
-    name: "atftp blksize 1468 windowsize 16",
-    options: true,
-    run: (port, remote, local) =>
-      quiet("atftp", [
-        ..."blksize 1468,windowsize 16".split(",").flatMap((o) => ["--option", o]),
-        ...["-g", "-r", remote, "-l", local, HOST, `${port}`],
-      ]),
-  },
-  {
-    name: "tftp-hpa get",
-    run: (port, remote, local) =>
-      quiet("tftp", ["-m", "octet", HOST, `${port}`, "-c", "get", remote, local]),
-  },
-  {
-    name: "tftp-hpa put",
-    upload: true,
-    size: 8 * 1024 + 77,
-    run: (port, remote, local) =>
-      quiet("tftp", ["-m", "octet", HOST, `${port}`, "-c", "put", local, remote]),
-  },
-  {
-    name: "curl",
-    options: true,
-    run: (port, remote, local) =>
-      quiet("curl", ["-sS", "-o", local, `tftp://${HOST}:${port}/${remote}`]),
-  },
-  {
-    name: "busybox",
-    run: (port, remote, local) =>
-      quiet("busybox", ["tftp", "-g", "-r", remote, "-l", local, HOST, `${port}`]),
-  },
-];
-
-const PLANS: Array<[string, FaultPlan]> = [
-  ["10 % loss", { drop: 0.1 }],
-  ["10 % dup + 10 % reorder", { duplicate: 0.1, reorder: 0.1 }],
-  ["20 % loss", { drop: 0.2 }],
-];
 const SEEDS = (Deno.env.get("LOSS_SEEDS") ?? "1,2").split(",").map(Number);
 const ONLY = Deno.env.get("LOSS_ONLY");
 
@@ -111,16 +67,12 @@ Deno.test("every real client completes through 10 % loss, dup + reorder and 20 %
     );
     await Promise.all(cases.map(async ({ client, planName, plan, seed }, i) => {
       const name = `${client.name}, ${planName}, seed ${seed}`;
-      let oacks = 0;
+      const oacks = oackCounter();
       const relay = startFaultRelay({
         target: { hostname: HOST, port: server.port },
         plan: { ...plan, seed },
         idleMs: 120_000,
-        onDatagram: (dir, data, d) => {
-          if (dir === "toClient" && opcodeOf(data) === Opcode.OACK && !d.drop) {
-            oacks += d.duplicate ? 2 : 1;
-          }
-        },
+        onDatagram: oacks.onDatagram,
       });
       const started = performance.now();
       try {
@@ -128,28 +80,21 @@ Deno.test("every real client completes through 10 % loss, dup + reorder and 20 %
         const remote = client.upload ? `up-${i}.bin` : "file.bin";
         const target = client.upload ? join(local, `up-${size}.bin`) : join(local, `got-${i}.bin`);
         const expected = client.upload ? uploads.get(size)! : want;
-        const r = await client.run(relay.port, remote, target);
+        const r = await runClient(client, relay.port, remote, target);
         const got = await Deno.readFile(client.upload ? join(served, remote) : target).catch(
           () => new Uint8Array(),
         );
         const same = sameBytes(got, expected) === null;
         const seconds = Math.round((performance.now() - started) / 100) / 10;
         const failed = r.code !== 0 || !same || /error/i.test(r.out);
-        let limit: string | undefined;
-        if (failed && client.options && oacks > 1) {
-          limit = client.name.startsWith("atftp")
-            ? "atftp aborts on a repeated OACK ('unexpected OACK')"
-            : "curl does not answer a repeated OACK";
-        } else if (failed && client.name.startsWith("tftp-hpa") && /timed out/.test(r.out)) {
-          // The server waits 10 client timers (50 s); tftp-hpa gives a block up after 25 s.
-          limit = "tftp-hpa gives up a block after 25 s of its own resends";
-        }
+        const limit = failed ? clientLimit(client, r.out, oacks.count()) : undefined;
         const o: Outcome = {
           name,
           ok: !failed,
           limit,
           seconds,
-          detail: `exit ${r.code}, ${got.length} bytes, ${oacks} OACK(s) reached the client: ` +
+          detail:
+            `exit ${r.code}, ${got.length} bytes, ${oacks.count()} OACK(s) reached the client: ` +
             r.out.trim().split("\n").slice(-2).join(" | "),
         };
         outcomes.push(o);
@@ -219,10 +164,8 @@ Deno.test("a windowed sender sends few DATA packets per block under 10 % dup + 1
         const { relay, data } = countingRelay(seed);
         const out = join(dir, `atftp-${seed}.bin`);
         try {
-          const r = await quiet("atftp", [
-            ..."blksize 1468,windowsize 16".split(",").flatMap((o) => ["--option", o]),
-            ...["-g", "-r", "big.bin", "-l", out, HOST, `${relay.port}`],
-          ]);
+          const windowed = CLIENTS.find((c) => c.name.startsWith("atftp blksize"))!;
+          const r = await runClient(windowed, relay.port, "big.bin", out);
           if (r.code !== 0 && /unexpected OACK/.test(r.out)) return; // the client's limit
           equal(sameBytes(await Deno.readFile(out), want), null, r.out);
           // atftp drops every block after a gap, so each reordered pair costs the rest of a
