@@ -50,6 +50,10 @@ Deno.test("sends that fail with EPERM are retransmitted like lost packets", asyn
       "6969",
       "--log-format",
       "json",
+      // One send in four fails, the client's final ACK of the download among them at times; the
+      // server then repeats its last DATA until it gives the client up: after 10 s, not 50 s.
+      "--client-timeout",
+      "1",
     ]);
     server = new Deno.Command(cmd, { args, cwd: ROOT, stdout: "piped", stderr: "null" }).spawn();
     let text = "";
@@ -67,14 +71,18 @@ Deno.test("sends that fail with EPERM are retransmitted like lost packets", asyn
     const p = await run(put[0], put.slice(1), { timeoutMs: 60_000 });
     equal(p.code, 0, p.stderr);
     equal(sameBytes(await Deno.readFile(join(served, "up.bin")), up), null);
-    for (let i = 0; i < 50 && text.split('"event":"transfer"').length < 3; i++) {
+    for (let i = 0; i < 200 && text.split('"event":"transfer"').length < 3; i++) {
       await new Promise((r) => setTimeout(r, 100));
     }
     const records = text.split("\n")
       .filter((l) => l.includes('"event":"transfer"')).map((l) => JSON.parse(l));
     equal(records.length, 2, text);
     for (const r of records) {
-      equal(r.outcome, "ok", JSON.stringify(r));
+      // A download whose final ACK was refused at the client's output has still reached the
+      // client whole (checked above); the server can only say that every block was sent.
+      const finalAckLost = r.op === "RRQ" && r.outcome === "timeout" &&
+        /every block was sent/.test(r.msg);
+      ok(r.outcome === "ok" || finalAckLost, JSON.stringify(r));
       ok(r.retransmits > 0, `failed sends were resent: ${JSON.stringify(r)}`);
     }
     ok(!/read error|write error/.test(text), "no send failure reported");

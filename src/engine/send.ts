@@ -1,8 +1,8 @@
 /**
  * The sending side of a transfer — server RRQ and client PUT alike: fill the window, send it,
  * then take ACKs (or timeouts) as they come and slide, resend or give up. Retransmits only on a
- * timeout, on an ACK that reports a gap, or on a repeated duplicate ACK, never on the first
- * duplicate (Sorcerer's Apprentice).
+ * timeout, on an ACK that reports a gap, or on a repeated duplicate ACK (at most once per round
+ * trip), never on the first duplicate (Sorcerer's Apprentice).
  *
  * @module
  */
@@ -106,7 +106,7 @@ export async function sendBlocks(
   }
   const w = new SendWindow(blksize, windowsize);
   const sends: Promise<void>[] = [];
-  // 0: no duplicate ACK yet; 1: one ignored; 2: acted on for this base.
+  // Duplicate ACKs of the block before the window since the window last moved.
   let duplicates = 0;
   let deadline = 0;
   // When the window last went out with new blocks only (for round-trip samples), else -1.
@@ -182,10 +182,12 @@ export async function sendBlocks(
       const result = w.ack(blockOf(packet));
       if (result === "duplicate") {
         // The first duplicate is ignored (Sorcerer's Apprentice: it is most often the echo of an
-        // ACK that was duplicated or of a DATA we sent twice); a second one is a gap at the
-        // window's base, and the (adaptive) timeout covers the rest.
-        if (duplicates === 1) goBack();
-        if (duplicates < 2) duplicates++;
+        // ACK that was duplicated or of a DATA we sent twice). Each further one is a client
+        // repeating its ACK because the next DATA has not come — busybox does so after 100 ms,
+        // backing off to 2 s, and gives up after 12 unanswered (about 13 s), sooner than our
+        // backed-off timer would resend — so the window goes back, at most once per round trip.
+        if (duplicates > 0) goBack();
+        duplicates++;
       } else if (result !== "stale") {
         const now = clock.now();
         if (gap >= 0 && w.base > gap) gap = -1;

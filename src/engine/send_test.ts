@@ -5,7 +5,7 @@
 
 import { deepEqual, equal, ok, rejects } from "node:assert/strict";
 import { PeerError } from "../errors.ts";
-import { ack, errorPacket, Opcode, opcodeOf } from "../wire/packet.ts";
+import { ack, blockOf, errorPacket, Opcode, opcodeOf } from "../wire/packet.ts";
 import { ErrorCode } from "../errors.ts";
 import { memoryChannelPair, type MemoryPlan } from "../testing/memory_channel.ts";
 import {
@@ -109,6 +109,36 @@ Deno.test("a second duplicate ACK rewinds the window, the first one does not", a
     await expectData(b, 5);
     await b.send(ack(5));
     deepEqual(await p, { bytes: data.length, blocks: 5, retransmits: 2 });
+  } finally {
+    a.close();
+    b.close();
+    await p.catch(() => {});
+  }
+});
+
+Deno.test("a client repeating its ACK gets the window again on each repeat, a round trip apart", async () => {
+  const [a, b] = memoryChannelPair();
+  // Lock-step; busybox repeats its ACK from 100 ms on and gives up after ~13 s of them. Each
+  // resend below must come before the adaptive timeout (60 ms at least) could have sent it.
+  const s = { ...settings(8, 1), settleMs: 10, timeoutMs: 5000 };
+  const data = makeBytes(8 * 2 + 1, 7);
+  const p = send(a, sourceFor(data, s), s);
+  try {
+    await expectData(b, 1);
+    await b.send(ack(1));
+    await expectData(b, 2); // "lost"
+    await b.send(ack(1)); // first repeat: ignored
+    equal(await b.receive(b.clock.now() + 30), null, "the first duplicate ACK must not resend");
+    await b.send(ack(1));
+    await expectData(b, 2); // "lost" again
+    await new Promise((r) => setTimeout(r, 15)); // a round trip later, the client repeats
+    await b.send(ack(1));
+    const again = await b.receive(b.clock.now() + 20);
+    ok(again && opcodeOf(again) === Opcode.DATA && blockOf(again) === 2, "DATA 2 on the repeat");
+    await b.send(ack(2));
+    await expectData(b, 3);
+    await b.send(ack(3));
+    deepEqual(await p, { bytes: data.length, blocks: 3, retransmits: 2 });
   } finally {
     a.close();
     b.close();

@@ -117,7 +117,9 @@ export async function startServer(
   let port = 0;
   if (!options.expectExit) {
     try {
-      const line = await waitFor(/listening on /);
+      // A guard against a server that never starts, not a timing: a pool of worker isolates
+      // compiling on a loaded 2-core machine (the suite runs in parallel) has taken over 10 s.
+      const line = await waitFor(/listening on /, 30_000);
       port = Number(/listening on (?:\[[^\]]*\]|[^\s:]+):(\d+)/.exec(line)?.[1]);
     } catch (e) {
       await stop("SIGKILL");
