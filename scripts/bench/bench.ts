@@ -39,7 +39,7 @@
  *
  * CPU pinning (`--pin`, `taskset`) applies to the single-transfer rows 1, 2, 7 and 8: `cross`
  * (default) puts the servers on CPU 0 and the client on CPU 1, `same` both on CPU 0, `off` none.
- * Rows 3 and 6 are never pinned. PINNING_NOTE below says why pinning is the default.
+ * Rows 3 and 6 are never pinned. PINNING_NOTE below: what pinning did (and did not do) to the spread.
  *
  * Memory (`memory.ts`): VmRSS sampled every 100 ms and VmHWM at the end, summed over the tftpkit
  * process and its child processes; workers are threads of the one `deno` process (the memory table
@@ -77,10 +77,19 @@ import { clientTable, memoryTable, printTable, speedTable, targetsTable } from "
 import { spread } from "./judge.ts";
 
 /**
- * Why single-transfer rows are pinned by default. Measured on the project's 2-core VM with
- * `--only 1 --runs 5`: see BENCHMARKS.md ("How to run the rows") for the spread of each mode.
+ * Does unpinned lock-step swing ~3x run to run on this VM? Measured 2026-12-01 on the 2-core VM,
+ * `--only 1 --runs 5` (10 MiB, 512 B lock-step), with other work on the host (load 1.4–2.5):
+ * unpinned (`--pin off`, 5 invocations) tftpkit ranged 7.9–14.0 MB/s (1.8x; at most 1.4x within
+ * one invocation), tftpd-hpa 9.7–13.2; `cross` (3 invocations) tftpkit 5.7–14.9 (one slow run at
+ * 5.7, otherwise 8.4–14.9), tftpd-hpa 8.8–13.2; `same` (1 invocation) 13.9–15.4 and the fastest
+ * for every server. So the ~3x swing was not reproduced, and pinning did not remove the spread
+ * (it follows the host's load); it is kept because it fixes where each process runs, the same for
+ * every server and run. Printed in the report's notes.
  */
-const PINNING_NOTE = "PINNING_NOTE_TBD";
+const PINNING_NOTE = "unpinned lock-step did not swing ~3x here: measured with --only 1 " +
+  "--runs 5, tftpkit 7.9-14.0 MB/s unpinned over 5 invocations (<= 1.4x within one), " +
+  "5.7-14.9 with cross over 3, 13.9-15.4 with same (fastest); the spread follows the host's " +
+  "load, pinning fixes placement only (see PINNING_NOTE in bench.ts)";
 
 const USAGE = `Usage: deno run --allow-all scripts/bench/bench.ts [options]
 
