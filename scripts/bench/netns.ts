@@ -1,99 +1,114 @@
 /**
- * Run a benchmark script inside a network namespace of its own: servers that only listen on a
- * fixed port (dnsmasq's TFTP is on port 69) cannot clash with anything on the host, and whatever
- * the run leaves behind is killed with the namespace.
- *
- * Needs root (`ip netns add`).
+ * Runs a script in a network namespace of its own: the script calls {@link enterNetns} first; the
+ * outer process creates the namespace, re-runs the same script inside it with `ip netns exec`,
+ * waits for it, cleans up and exits with its code. Needs root (CAP_SYS_ADMIN) and iproute2.
  *
  * @module
  */
 
-/** Runs `ip ARGS…`; throws with its output if it fails. */
-async function ip(args: string[]): Promise<string> {
-  const out = await new Deno.Command("ip", {
-    args,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  })
+/** Environment variable that tells the re-run script which namespace it is in. */
+export const NETNS_ENV = "TFTPKIT_NETNS";
+
+async function ip(args: string[]): Promise<{ ok: boolean; out: string; err: string }> {
+  const o = await new Deno.Command("ip", { args, stdin: "null", stdout: "piped", stderr: "piped" })
     .output();
   const dec = new TextDecoder();
-  if (!out.success) {
-    throw new Error(`ip ${args.join(" ")} failed (${out.code}): ${dec.decode(out.stderr).trim()}`);
-  }
-  return dec.decode(out.stdout);
+  return { ok: o.success, out: dec.decode(o.stdout), err: dec.decode(o.stderr).trim() };
 }
 
-/** SIGKILLs every process left in `ns` (by PID, from `ip netns pids`), then deletes `ns`. */
-async function removeNetns(ns: string): Promise<void> {
+async function mustIp(args: string[]): Promise<void> {
+  const r = await ip(args);
+  if (!r.ok) throw new Error(`ip ${args.join(" ")}: ${r.err || "failed"}`);
+}
+
+/** SIGKILLs every process still in namespace `ns` (by PID, as `ip netns pids` lists them). */
+async function killNetnsPids(ns: string): Promise<number> {
+  let killed = 0;
   for (let round = 0; round < 5; round++) {
-    const pids = (await ip(["netns", "pids", ns]).catch(() => "")).split(/\s+/).filter(Boolean);
+    const r = await ip(["netns", "pids", ns]);
+    const pids = r.out.split(/\s+/).filter((p) => /^\d+$/.test(p)).map(Number);
     if (pids.length === 0) break;
     for (const pid of pids) {
       try {
-        Deno.kill(Number(pid), "SIGKILL");
-      } catch { /* already gone */ }
+        Deno.kill(pid, "SIGKILL");
+        killed++;
+      } catch {
+        // already gone
+      }
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  await ip(["netns", "del", ns]).catch((e) => console.error((e as Error).message));
+  return killed;
 }
 
 /**
  * If env TFTPKIT_NETNS is set, returns it (we are inside). Otherwise creates namespace
  * `${prefix}-${random}`, brings lo up, adds 127.0.0.2/8 to lo (tftpd-hpa exits 66 in a namespace
- * with only 127.0.0.1), re-runs `Deno.execPath()` with the same script + args under
- * `ip netns exec NS` (`--allow-all`, unstable net), env TFTPKIT_NETNS=NS; forwards SIGINT/SIGTERM
- * to the child; afterwards kills by PID anything left in the namespace (`ip netns pids NS`),
- * deletes the namespace, and Deno.exit()s with the child's code.
+ * with only 127.0.0.1 because glibc sees no other IPv4 address), re-runs `Deno.execPath()` with
+ * the same script + args (+ same permission flags: `--allow-all`, and `--v8-flags`/unstable as
+ * needed) under `ip netns exec NS`, env TFTPKIT_NETNS=NS; forwards SIGINT/SIGTERM to the child;
+ * afterwards kills by PID anything left in the namespace (`ip netns pids NS`), deletes the
+ * namespace, and calls Deno.exit with the child's code.
  *
- * @example
- * ```ts ignore
- * const ns = await enterNetns("tftpkit-bench"); // from here on, inside the namespace
- * ```
+ * @param prefix namespace name prefix, e.g. "tftpkit-bench"
+ * @returns the namespace's name (only ever returns inside the namespace)
  */
 export async function enterNetns(prefix: string): Promise<string> {
-  const inside = Deno.env.get("TFTPKIT_NETNS");
+  const inside = Deno.env.get(NETNS_ENV);
   if (inside) return inside;
+
   const ns = `${prefix}-${crypto.randomUUID().slice(0, 8)}`;
-  await ip(["netns", "add", ns]);
   let code = 1;
-  const forwards: Array<[Deno.Signal, () => void]> = [];
+  let made = false;
+  let child: Deno.ChildProcess | null = null;
+  let stopped = false;
+  const forward: [Deno.Signal, () => void][] = [];
+  for (const sig of ["SIGINT", "SIGTERM"] as const) {
+    const handler = () => {
+      stopped = true;
+      try {
+        child?.kill(sig);
+      } catch {
+        // already gone
+      }
+    };
+    Deno.addSignalListener(sig, handler);
+    forward.push([sig, handler]);
+  }
   try {
-    await ip(["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
-    await ip(["netns", "exec", ns, "ip", "addr", "add", "127.0.0.2/8", "dev", "lo"]);
-    const script = Deno.mainModule.startsWith("file:")
-      ? decodeURIComponent(new URL(Deno.mainModule).pathname)
-      : Deno.mainModule;
-    const child = new Deno.Command("ip", {
-      args: [
-        ...["netns", "exec", ns, Deno.execPath(), "run", "--allow-all", "--unstable-net"],
-        ...[script, ...Deno.args],
-      ],
-      env: { TFTPKIT_NETNS: ns },
+    await mustIp(["netns", "add", ns]);
+    made = true;
+    await mustIp(["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
+    await mustIp(["netns", "exec", ns, "ip", "addr", "add", "127.0.0.2/8", "dev", "lo"]);
+
+    const flags = ["--allow-all"];
+    const v8 = Deno.env.get("DENO_V8_FLAGS");
+    if (v8) flags.push(`--v8-flags=${v8}`);
+    // The script is re-run from the same working directory, so deno.json (and its "unstable"
+    // list) is found the same way; --unstable-net covers a script run outside the repo.
+    flags.push("--unstable-net");
+    if (stopped) throw new Error("stopped before start");
+    child = new Deno.Command("ip", {
+      args: ["netns", "exec", ns, Deno.execPath(), "run", ...flags, Deno.mainModule, ...Deno.args],
+      env: { [NETNS_ENV]: ns },
       stdin: "inherit",
       stdout: "inherit",
       stderr: "inherit",
     }).spawn();
-    for (const sig of ["SIGINT", "SIGTERM"] as const) {
-      const forward = () => {
-        try {
-          child.kill(sig);
-        } catch { /* already gone */ }
-      };
-      Deno.addSignalListener(sig, forward);
-      forwards.push([sig, forward]);
-    }
-    const status = await child.status;
-    code = status.signal ? 128 + signalNumber(status.signal) : status.code;
+    const st = await child.status;
+    const signals: Record<string, number> = { SIGINT: 2, SIGTERM: 15, SIGKILL: 9 };
+    code = st.signal ? 128 + (signals[st.signal] ?? 1) : st.code;
+  } catch (err) {
+    console.error(`netns: ${err instanceof Error ? err.message : String(err)}`);
+    code = 1;
   } finally {
-    for (const [sig, forward] of forwards) Deno.removeSignalListener(sig, forward);
-    await removeNetns(ns);
+    if (made) {
+      const killed = await killNetnsPids(ns);
+      if (killed > 0) console.error(`netns: killed ${killed} process(es) left in ${ns}`);
+      const del = await ip(["netns", "del", ns]);
+      if (!del.ok) console.error(`netns: ip netns del ${ns}: ${del.err}`);
+    }
+    for (const [sig, handler] of forward) Deno.removeSignalListener(sig, handler);
   }
   Deno.exit(code);
-}
-
-/** The number of the signals a child is likely to die of (for the 128 + N exit code). */
-function signalNumber(sig: Deno.Signal): number {
-  return { SIGINT: 2, SIGKILL: 9, SIGTERM: 15 }[sig as string] ?? 1;
 }

@@ -6,13 +6,12 @@
  */
 
 import { MiB } from "./lib.ts";
+import type { MemoryResult } from "./memory.ts";
 
 /** The tftpkit server's name in the report. */
 export const OURS = "tftpkit";
 /** Target ratio (tftpkit / C server) of scenarios 1–3. */
 export const RATIO_TARGET = 1.0;
-/** Target peak RSS of scenario 4. */
-export const RSS_TARGET_MIB = 150;
 
 /** Formats a throughput. */
 export const fmtMBps = (v: number | null): string =>
@@ -55,6 +54,30 @@ export interface ServerOutcome {
   medianMBps: number | null;
   verification?: Verification;
   negotiation?: Negotiation;
+  /** False: its OACK left out or lowered an asked option, so the row was not timed. */
+  supported?: boolean;
+  /** Memory of a tftpkit server (rows 4/wN and 6). */
+  memory?: MemoryResult;
+}
+
+/** One tftpkit server of a row (its key is the row id in the tables, e.g. "3/w2"). */
+export interface OursResult {
+  key: string;
+  args: string[];
+  outcome: ServerOutcome;
+}
+
+/** One TFTP row: tftpkit (one or more variants) and the C servers, all with the same client. */
+export interface RowResult {
+  id: string;
+  title: string;
+  fileBytes: number;
+  options: Record<string, number | string>;
+  concurrency?: { clients: number; total: number };
+  /** `--pin` mode the row ran with ("off" for rows 3 and 6). */
+  pin: string;
+  ours: OursResult[];
+  c: ServerOutcome[];
 }
 
 /** A row's result: MEASURED for rows without a target. */
@@ -77,46 +100,20 @@ export interface ScenarioResult {
   status: Status;
 }
 
-/** Row 4: peak memory of the tftpkit process. */
-export interface RssResult {
-  ok: boolean;
-  reason?: string;
-  pid?: number;
-  processName?: string;
-  idleRssMiB?: number;
-  maxSampledRssMiB?: number;
-  vmHwmMiB?: number;
-  /** max(VmHWM, max sampled VmRSS): the value checked against the target. */
-  peakMiB?: number;
-  samples?: number;
-  target: string;
-  status: Status;
-}
-
 function cell(o: ServerOutcome): string {
   if (o.medianMBps !== null) return fmtMBps(o.medianMBps);
   if (o.reason?.startsWith("not available")) return "not available";
   return "FAILED";
 }
 
-export function printTable(
-  results: ScenarioResult[],
-  rss: RssResult | undefined,
-  runs: number,
-): void {
-  const header = ["#", "scenario", OURS, "reference", "ratio", "target", "result"];
+/** Prints row 5 (HTTP origin: tftpkit against tftpkit from disk) and its runs. */
+export function printOriginTable(results: ScenarioResult[]): void {
+  const header = ["#", "row", OURS, "reference", "ratio", "target", "result"];
   const rows: string[][] = [];
   const notes: string[] = [];
   for (const r of results) {
-    let status: string = r.status;
     for (const o of [r.ours, r.theirs]) {
-      if (o.medianMBps === null && o.reason) {
-        notes.push(`[${r.id}] ${o.name}: ${o.reason}`);
-        if (status === "N/A") status = `N/A (${o.name} ${o.reason.split(":")[0]})`;
-      }
-      if (o.negotiation && !o.negotiation.ok) {
-        notes.push(`[${r.id}] ${o.name}: WARNING options: ${o.negotiation.detail}`);
-      }
+      if (o.medianMBps === null && o.reason) notes.push(`[${r.id}] ${o.name}: ${o.reason}`);
     }
     rows.push([
       r.id,
@@ -125,48 +122,57 @@ export function printTable(
       `${r.reference} ${cell(r.theirs)}`,
       r.ratio === null ? "-" : r.ratio.toFixed(r.ratio < 0.1 ? 3 : 2),
       r.target,
-      status,
+      r.status,
     ]);
-  }
-  if (rss) {
-    const val = rss.peakMiB !== undefined && rss.ok ? `${rss.peakMiB.toFixed(1)} MiB` : "-";
-    let status: string = rss.status;
-    if (!rss.ok) {
-      status = "N/A";
-      notes.push(`[4] ${OURS}: ${rss.reason}`);
-    }
-    rows.push(["4", `peak RSS of ${OURS} during 3`, val, "-", "-", `<= 150 MiB`, status]);
   }
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i])).join("  ").trimEnd();
-  console.log(`\n=== Results (median of ${runs} run${runs === 1 ? "" : "s"}, 1 MB = 2^20 B) ===`);
+  console.log(`\n=== HTTP origin (row 5) ===`);
   console.log(line(header));
   console.log(line(widths.map((w) => "-".repeat(w))));
   for (const r of rows) console.log(line(r));
-  if (notes.length) {
-    console.log("\nNotes:");
-    for (const n of notes) console.log(`  ${n}`);
-  }
-  console.log(
-    "\nNegotiation (traced 1 MiB probe) / bytes (full file, SHA-256), both untimed:",
-  );
-  for (const r of results) {
-    for (const o of [r.ours, r.theirs]) {
-      if (!o.negotiation || !o.verification) continue;
-      console.log(
-        `  [${r.id}] ${o.name.padEnd(9)} bytes ${o.verification.ok ? "ok" : "FAILED"}; ` +
-          `${o.negotiation.detail}`,
-      );
+  for (const n of notes) console.log(`  ${n}`);
+}
+
+/** Prints the notes: what each server answered in each row, why a cell is empty, every run. */
+export function printRowNotes(rows: RowResult[], origin: ScenarioResult[]): void {
+  console.log("\nWhat each server answered (traced 1 MiB probe) and bytes (SHA-256), untimed:");
+  for (const r of rows) {
+    for (
+      const o of [
+        ...r.ours.map((v) => ({ ...v.outcome, name: v.key === r.id ? OURS : `${OURS} ${v.key}` })),
+        ...r.c,
+      ]
+    ) {
+      const bytes = o.verification ? (o.verification.ok ? "bytes ok" : "bytes FAILED") : "";
+      const what = o.negotiation?.detail ?? o.reason ?? "";
+      const why = o.medianMBps === null && o.reason && !o.reason.startsWith("not supported")
+        ? ` [${o.reason}]`
+        : "";
+      console.log(`  [${r.id}] ${o.name.padEnd(14)} ${bytes ? `${bytes}; ` : ""}${what}${why}`);
     }
   }
   console.log("\nAll runs (MB/s):");
+  for (const r of rows) {
+    for (
+      const o of [
+        ...r.ours.map((v) => ({ ...v.outcome, name: v.key === r.id ? OURS : `${OURS} ${v.key}` })),
+        ...r.c,
+      ]
+    ) {
+      if (o.runsMBps.length === 0) continue;
+      console.log(
+        `  [${r.id}] ${o.name.padEnd(14)} ${o.runsMBps.map((v) => v.toFixed(1)).join(", ")}`,
+      );
+    }
+  }
   const shown = new Set<ServerOutcome>(); // rows 5a-5c share one reference
-  for (const r of results) {
+  for (const r of origin) {
     for (const o of [r.ours, r.theirs]) {
       if (o.runsMBps.length === 0 || shown.has(o)) continue;
       shown.add(o);
       console.log(
-        `  [${r.id}] ${o.name.padEnd(9)} ${o.runsMBps.map((v) => v.toFixed(1)).join(", ")}`,
+        `  [${r.id}] ${o.name.padEnd(14)} ${o.runsMBps.map((v) => v.toFixed(1)).join(", ")}`,
       );
     }
   }

@@ -1,71 +1,79 @@
 /**
- * Scenarios 1–4 of `scripts/bench/bench.ts`: the tools and server command lines, the untimed checks
- * (options really negotiated, bytes SHA-256-checked) and the timed runs, tftpkit alternating with
- * the reference C server.
+ * The TFTP rows of `scripts/bench/bench.ts` (1, 2a–2c, 3/wN, 6, 7a/7b; defined in `defs.ts`): start
+ * tftpkit (one server per variant) and the C servers, check each server's OACK and bytes untimed,
+ * then time the same C client (`atftp`) against each, alternating the servers run by run.
  *
  * @module
  */
 
-import {
-  errorMessage,
-  freeUdpPort,
-  hashFile,
-  median,
-  MiB,
-  processName,
-  readProcMemory,
-} from "./lib.ts";
+import { errorMessage, freeUdpPort, hashFile, median, MiB } from "./lib.ts";
 import {
   describeClientFailure,
   parseTrace,
   runClient,
   type RunningServer,
+  type ServerSpec,
   startServer,
 } from "./peers.ts";
-import { HOST, oursSpec, type RefName, refSpec, type Tools } from "./servers.ts";
+import {
+  DNSMASQ_PORT,
+  HOST,
+  oursSpec,
+  type PinMode,
+  pinned,
+  pinPrefix,
+  refSpec,
+  type Tools,
+} from "./servers.ts";
 import {
   type BenchFile,
   fmtMBps,
   fmtMiB,
   type Negotiation,
   OURS,
-  RATIO_TARGET,
-  RSS_TARGET_MIB,
-  type RssResult,
-  type ScenarioResult,
+  type RowResult,
   type ServerOutcome,
   type Verification,
 } from "./report.ts";
+import type { FileKey, Option, RowDef } from "./defs.ts";
+import { checkOack } from "./judge.ts";
+import { idleRss, MemorySampler } from "./memory.ts";
 
-/** One timed scenario of the table (1, 2a, 2b, 3). */
-export interface ScenarioDef {
-  id: "1" | "2a" | "2b" | "3";
-  title: string;
-  fileKey: "small" | "large";
-  options: [string, number][];
-  reference: RefName;
-  concurrency?: { clients: number; total: number };
-}
-
-/** What every scenario needs. */
+/** What every row needs. */
 export interface Ctx {
   tools: Tools & { atftp: string };
-  files: Record<"small" | "large", BenchFile>;
+  files: Partial<Record<FileKey, BenchFile>>;
   probeFile: BenchFile;
   servedDir: string;
   downloadDir: string;
   logDir: string;
   runs: number;
   clientTimeout: number;
+  pin: PinMode;
 }
 
-function clientArgs(ctx: Ctx, def: ScenarioDef, file: BenchFile, local: string, port: number) {
+/** atftp's `--option` argument for one option. */
+function optionArg([k, v]: Option): string {
+  return `${k} ${v}`;
+}
+
+function clientArgs(ctx: Ctx, def: RowDef, file: BenchFile, local: string, port: number) {
   const args: string[] = [];
   if (ctx.clientTimeout > 0) args.push("--tftp-timeout", String(ctx.clientTimeout));
   args.push("-g", "-r", file.name, "-l", local);
-  for (const [k, v] of def.options) args.push("--option", `${k} ${v}`);
+  for (const o of def.options) args.push("--option", optionArg(o));
   args.push(HOST, String(port));
   return args;
+}
+
+/** The client command under the row's pinning: [cmd, ...prefix args]. */
+function clientCmd(ctx: Ctx, def: RowDef, args: string[]): [string, string[]] {
+  const prefix = def.pinned && ctx.tools.taskset
+    ? pinPrefix(ctx.pin, "client", ctx.tools.taskset)
+    : null;
+  return prefix
+    ? [prefix[0], [...prefix.slice(1), ctx.tools.atftp, ...args]]
+    : [ctx.tools.atftp, args];
 }
 
 function transferTimeoutMs(bytes: number): number {
@@ -75,14 +83,15 @@ function transferTimeoutMs(bytes: number): number {
 /** Downloads `file` into a temp file and checks its size and SHA-256 (untimed). */
 async function downloadAndCheck(
   ctx: Ctx,
-  def: ScenarioDef,
+  def: RowDef,
   file: BenchFile,
   server: RunningServer,
   trace: boolean,
 ): Promise<{ verification: Verification; output: string }> {
-  const local = `${ctx.downloadDir}/${def.id}-${server.spec.name}-${file.name}`;
+  const local = `${ctx.downloadDir}/${def.id}-${server.port}-${file.name}`;
   const args = [...(trace ? ["--trace"] : []), ...clientArgs(ctx, def, file, local, server.port)];
-  const r = await runClient(ctx.tools.atftp, args, transferTimeoutMs(file.size));
+  const [cmd, cargs] = clientCmd(ctx, def, args);
+  const r = await runClient(cmd, cargs, transferTimeoutMs(file.size));
   const output = r.stdout + "\n" + r.stderr;
   try {
     if (r.code !== 0 || r.timedOut) {
@@ -124,36 +133,28 @@ async function downloadAndCheck(
 
 /**
  * Untimed checks before the timed runs (the second one is also the warm-up):
- * 1. `atftp --trace` download of the small probe file with the scenario's options: shows the
- *    OACK, the size of DATA block 1 and DATA packets per ACK (tracing slows the client down, so
- *    it is not done on the big files);
- * 2. plain download of the scenario's file into a temp file: size and SHA-256 must match.
+ * 1. `atftp --trace` download of the 1 MiB probe file with the row's options: the OACK (checked
+ *    with {@link checkOack}; a server that leaves out or lowers an asked option is "not supported"
+ *    for the row and not timed), the size of DATA block 1 and DATA packets per ACK;
+ * 2. plain download of the row's file into a temp file: size and SHA-256 must match.
  */
 async function verifyServer(
   ctx: Ctx,
-  def: ScenarioDef,
+  def: RowDef,
   file: BenchFile,
   server: RunningServer,
-): Promise<{ verification: Verification; negotiation: Negotiation }> {
+  isOurs: boolean,
+): Promise<{ verification?: Verification; negotiation: Negotiation; supported: boolean }> {
   const probe = await downloadAndCheck(ctx, def, ctx.probeFile, server, true);
   const t = parseTrace(probe.output);
-  const wanted = Object.fromEntries(def.options);
-  const problems: string[] = [];
+  const check = checkOack(def.options, t.oack, {
+    mayLowerWindow: isOurs && def.oursMayLowerWindow,
+    tsizeBytes: ctx.probeFile.size,
+  });
+  const problems = [...check.problems];
   if (!probe.verification.ok) problems.push(`probe download failed: ${probe.verification.detail}`);
-  if (def.options.length === 0) {
-    if (t.oack) problems.push("unexpected OACK");
-  } else if (!t.oack) {
-    problems.push("no OACK (options ignored)");
-  } else {
-    for (const [k, v] of def.options) {
-      // RFC 7440 lets a server answer a smaller windowsize (tftpkit fits a window in 64 KiB).
-      const lowered = k === "windowsize" && t.oack[k] !== undefined && t.oack[k] < v;
-      if (t.oack[k] !== v && !lowered) {
-        problems.push(`${k}: asked ${v}, got ${t.oack[k] ?? "none"}`);
-      }
-    }
-  }
-  const expectedBlock = wanted.blksize ?? 512;
+  const blk = def.options.find(([k]) => k === "blksize")?.[1];
+  const expectedBlock = blk === undefined ? 512 : Math.min(blk, t.oack?.blksize ?? blk);
   if (t.firstDataSize !== null && t.firstDataSize !== expectedBlock) {
     problems.push(`DATA block 1 has ${t.firstDataSize} bytes, expected ${expectedBlock}`);
   }
@@ -162,32 +163,31 @@ async function verifyServer(
     ? `OACK ${Object.entries(t.oack).map(([k, v]) => `${k}=${v}`).join(" ")}`
     : "no OACK";
   const detail = `${oackText}; DATA block size ${t.firstDataSize ?? "?"}; ` +
-    `${dataPerAck === null ? "?" : dataPerAck.toFixed(1)} DATA packets per ACK ` +
-    `(traced ${fmtMiB(ctx.probeFile.size)} probe)` +
-    (problems.length ? `; PROBLEM: ${problems.join(", ")}` : "");
-  const full = await downloadAndCheck(ctx, def, file, server, false);
-  return {
-    verification: full.verification,
-    negotiation: {
-      ok: problems.length === 0 && t.firstDataSize !== null,
-      detail,
-      oack: t.oack,
-      firstDataSize: t.firstDataSize,
-      dataPerAck,
-    },
+    `${dataPerAck === null ? "?" : dataPerAck.toFixed(1)} DATA packets per ACK` +
+    (problems.length ? `; ${problems.join(", ")}` : "");
+  const negotiation: Negotiation = {
+    ok: problems.length === 0 && t.firstDataSize !== null,
+    detail,
+    oack: t.oack,
+    firstDataSize: t.firstDataSize,
+    dataPerAck,
   };
+  // A server that cannot do the row's options is not timed (and needs no full download).
+  if (!check.supported) return { negotiation, supported: false };
+  const full = await downloadAndCheck(ctx, def, file, server, false);
+  return { verification: full.verification, negotiation, supported: true };
 }
 
-/** One timed run: single download, or the concurrent batch of scenario 3. */
+/** One timed run: a single download, or the concurrent batch of rows 3 and 6. */
 async function timedRun(
   ctx: Ctx,
-  def: ScenarioDef,
+  def: RowDef,
   file: BenchFile,
   server: RunningServer,
 ): Promise<{ ms: number; bytes: number }> {
-  const args = clientArgs(ctx, def, file, "/dev/null", server.port);
+  const [cmd, args] = clientCmd(ctx, def, clientArgs(ctx, def, file, "/dev/null", server.port));
   if (!def.concurrency) {
-    const r = await runClient(ctx.tools.atftp, args, transferTimeoutMs(file.size));
+    const r = await runClient(cmd, args, transferTimeoutMs(file.size));
     if (r.code !== 0 || r.timedOut) throw new Error(describeClientFailure(r));
     return { ms: r.ms, bytes: file.size };
   }
@@ -197,7 +197,7 @@ async function timedRun(
   const worker = async () => {
     while (failure === null && next < total) {
       next++;
-      const r = await runClient(ctx.tools.atftp, args, 300_000);
+      const r = await runClient(cmd, args, 300_000);
       if ((r.code !== 0 || r.timedOut) && failure === null) failure = describeClientFailure(r);
     }
   };
@@ -212,171 +212,166 @@ function newOutcome(name: string): ServerOutcome {
   return { name, ok: false, runsMs: [], runsMBps: [], medianMBps: null };
 }
 
-/**
- * Runs one scenario: fresh servers, untimed verification (negotiation and SHA-256), then the timed
- * runs alternating tftpkit and the reference; scenario 3 also samples tftpkit's memory (row 4).
- */
-export async function runScenario(
-  ctx: Ctx,
-  def: ScenarioDef,
-): Promise<{ result: ScenarioResult; rss?: RssResult }> {
-  const file = ctx.files[def.fileKey];
-  console.log(`\n=== [${def.id}] ${def.title} ===`);
-  const ours = newOutcome(OURS);
-  const theirs = newOutcome(def.reference);
-  const running = new Map<ServerOutcome, RunningServer>();
-  let rss: RssResult | undefined;
-  let rssTimer: ReturnType<typeof setInterval> | undefined;
+interface Entry {
+  label: string;
+  outcome: ServerOutcome;
+  isOurs: boolean;
+  memory: boolean;
+  server?: RunningServer;
+  sampler?: MemorySampler;
+}
 
+async function startEntry(
+  ctx: Ctx,
+  def: RowDef,
+  e: Entry,
+  spec: ServerSpec | string,
+  port: number,
+) {
+  if (typeof spec === "string") {
+    e.outcome.reason = `not available: ${spec}`;
+    console.log(`  ${e.label}: ${e.outcome.reason}`);
+    return;
+  }
+  const prefix = def.pinned && ctx.tools.taskset
+    ? pinPrefix(ctx.pin, "server", ctx.tools.taskset)
+    : null;
   try {
-    // Start both servers (fresh processes for every scenario).
-    for (const outcome of [ours, theirs]) {
-      const port = await freeUdpPort(HOST);
-      const spec = outcome === ours
-        ? oursSpec([ctx.servedDir], port)
-        : refSpec(def.reference, ctx.tools, ctx.servedDir, port, ctx.logDir);
-      if (typeof spec === "string") {
-        outcome.reason = `not available: ${spec}`;
-        console.log(`  ${outcome.name}: ${outcome.reason}`);
+    e.server = await startServer(pinned(spec, prefix), port, e.isOurs ? 60_000 : 10_000);
+    console.log(`  ${e.label}: started, pid ${e.server.pid}, port ${port}`);
+    if (e.memory) {
+      const idle = await idleRss(e.server.pid);
+      e.sampler = new MemorySampler(e.server.pid, idle);
+    }
+  } catch (err) {
+    e.outcome.reason = `not available: ${errorMessage(err)}`;
+    console.log(`  ${e.label}: ${e.outcome.reason}`);
+  }
+}
+
+/**
+ * Runs one row: fresh servers (every tftpkit variant and C server of the row at once), the untimed
+ * checks, then `ctx.runs` timed runs alternating the servers; tftpkit's memory is sampled for
+ * variants marked `memory`.
+ */
+export async function runRow(ctx: Ctx, def: RowDef): Promise<RowResult> {
+  const file = ctx.files[def.fileKey];
+  if (!file) throw new Error(`row ${def.id}: file ${def.fileKey} was not created`);
+  console.log(`\n=== [${def.id}] ${def.title}${def.pinned ? ` (pin ${ctx.pin})` : ""} ===`);
+  const entries: Entry[] = [
+    ...def.ours.map((v) => ({
+      label: v.key ? `${OURS} ${v.key}` : OURS,
+      outcome: newOutcome(OURS),
+      isOurs: true,
+      memory: v.memory ?? false,
+    })),
+    ...def.cServers.map((c) => ({
+      label: c,
+      outcome: newOutcome(c),
+      isOurs: false,
+      memory: false,
+    })),
+  ];
+  try {
+    for (const [i, e] of entries.entries()) {
+      if (e.isOurs) {
+        const port = await freeUdpPort(HOST);
+        await startEntry(
+          ctx,
+          def,
+          e,
+          oursSpec([ctx.servedDir], port, undefined, def.ours[i].args),
+          port,
+        );
+      } else {
+        const name = e.outcome.name as RowDef["cServers"][number];
+        const port = name === "dnsmasq" ? DNSMASQ_PORT : await freeUdpPort(HOST);
+        await startEntry(
+          ctx,
+          def,
+          e,
+          refSpec(name, ctx.tools, ctx.servedDir, port, ctx.logDir),
+          port,
+        );
+      }
+    }
+
+    for (const e of entries) {
+      if (!e.server) continue;
+      const v = await verifyServer(ctx, def, file, e.server, e.isOurs);
+      e.outcome.negotiation = v.negotiation;
+      e.outcome.verification = v.verification;
+      e.outcome.supported = v.supported;
+      if (!v.supported) {
+        e.outcome.reason = `not supported: ${v.negotiation.detail}`;
+        console.log(`  ${e.label}: not supported: ${v.negotiation.detail}`);
         continue;
       }
-      try {
-        const s = await startServer(spec, port, outcome === ours ? 60_000 : 10_000);
-        running.set(outcome, s);
-        console.log(`  ${outcome.name}: started, pid ${s.pid}, port ${port}`);
-      } catch (err) {
-        outcome.reason = `not available: ${errorMessage(err)}`;
-        console.log(`  ${outcome.name}: ${outcome.reason}`);
-      }
-    }
-
-    // Scenario 4: memory of our server process during scenario 3.
-    const oursServer = running.get(ours);
-    let maxRssKiB = 0;
-    let samples = 0;
-    let idleRssKiB: number | undefined;
-    if (def.concurrency) {
-      if (oursServer) {
-        const pid = oursServer.pid;
-        idleRssKiB = readProcMemory(pid)?.rssKiB;
-        rssTimer = setInterval(() => {
-          const m = readProcMemory(pid);
-          if (!m) return;
-          samples++;
-          maxRssKiB = Math.max(maxRssKiB, m.rssKiB);
-        }, 100);
-      } else {
-        rss = {
-          ok: false,
-          reason: `${OURS} ${(ours.reason ?? "not available").split(":")[0]} (see [3])`,
-          target: `<= ${RSS_TARGET_MIB} MiB`,
-          status: "N/A",
-        };
-      }
-    }
-
-    // Verify bytes + negotiation once per server (also the warm-up).
-    for (const [outcome, server] of running) {
-      const v = await verifyServer(ctx, def, file, server);
-      outcome.verification = v.verification;
-      outcome.negotiation = v.negotiation;
+      const ver = v.verification!;
       console.log(
-        `  ${outcome.name}: verify ${v.verification.ok ? "ok" : "FAILED"}: ` +
-          `${v.verification.detail}; ${v.negotiation.detail}`,
+        `  ${e.label}: verify ${ver.ok ? "ok" : "FAILED"}: ${ver.detail}; ${v.negotiation.detail}`,
       );
-      if (!v.verification.ok) {
-        const died = await server.deathNote();
-        outcome.reason = `failed verification: ${v.verification.detail}` +
-          (died ? ` [${died}]` : "");
-        if (died) console.log(`  ${died}`);
-      } else outcome.ok = true;
+      if (!ver.ok) {
+        const died = await e.server.deathNote();
+        e.outcome.reason = `failed verification: ${ver.detail}` + (died ? ` [${died}]` : "");
+      } else e.outcome.ok = true;
     }
 
-    // Timed runs, alternating ours / theirs.
     for (let run = 1; run <= ctx.runs; run++) {
-      for (const outcome of [ours, theirs]) {
-        const server = running.get(outcome);
-        if (!server || !outcome.ok) continue;
+      for (const e of entries) {
+        if (!e.server || !e.outcome.ok) continue;
         try {
-          const { ms, bytes } = await timedRun(ctx, def, file, server);
+          const { ms, bytes } = await timedRun(ctx, def, file, e.server);
           const mbps = bytes / MiB / (ms / 1000);
-          outcome.runsMs.push(ms);
-          outcome.runsMBps.push(mbps);
+          e.outcome.runsMs.push(ms);
+          e.outcome.runsMBps.push(mbps);
           console.log(
-            `  ${outcome.name.padEnd(9)} run ${run}/${ctx.runs}: ${fmtMiB(bytes)} in ` +
+            `  ${e.label.padEnd(12)} run ${run}/${ctx.runs}: ${fmtMiB(bytes)} in ` +
               `${(ms / 1000).toFixed(3)} s = ${fmtMBps(mbps)}`,
           );
         } catch (err) {
-          outcome.ok = false;
-          const died = await server.deathNote();
-          outcome.reason = `failed in run ${run}: ${errorMessage(err)}` +
+          e.outcome.ok = false;
+          const died = await e.server.deathNote();
+          e.outcome.reason = `failed in run ${run}: ${errorMessage(err)}` +
             (died ? ` [${died}]` : "");
-          console.log(`  ${outcome.name}: ${outcome.reason}`);
+          console.log(`  ${e.label}: ${e.outcome.reason}`);
         }
       }
     }
 
-    if (def.concurrency && oursServer) {
-      clearInterval(rssTimer);
-      rssTimer = undefined;
-      const m = readProcMemory(oursServer.pid);
-      if (m) maxRssKiB = Math.max(maxRssKiB, m.rssKiB);
-      const measured = ours.ok && m !== null;
-      const hwmMiB = m ? m.hwmKiB / 1024 : undefined;
-      // VmHWM is the kernel's peak; the sampled VmRSS can exceed it by a few pages because the
-      // RSS counters are updated lazily, so the larger of the two is checked against the target.
-      const peakMiB = hwmMiB === undefined ? undefined : Math.max(hwmMiB, maxRssKiB / 1024);
-      rss = {
-        ok: measured,
-        reason: measured
-          ? undefined
-          : ours.reason
-          ? `${OURS} ${ours.reason.split(":")[0]} in scenario 3 (see above)`
-          : "server process is gone",
-        pid: oursServer.pid,
-        processName: processName(oursServer.pid),
-        idleRssMiB: idleRssKiB === undefined ? undefined : idleRssKiB / 1024,
-        maxSampledRssMiB: maxRssKiB / 1024,
-        vmHwmMiB: hwmMiB,
-        peakMiB,
-        samples,
-        target: `<= ${RSS_TARGET_MIB} MiB`,
-        status: !measured || peakMiB === undefined
-          ? "N/A"
-          : peakMiB <= RSS_TARGET_MIB
-          ? "PASS"
-          : "BELOW TARGET",
-      };
+    for (const e of entries) {
+      if (!e.sampler) continue;
+      const m = e.sampler.stop();
+      e.outcome.memory = m;
       console.log(
-        `  ${OURS} memory (pid ${rss.pid}, ${rss.processName}): VmHWM ` +
-          `${hwmMiB?.toFixed(1) ?? "?"} MiB, max sampled VmRSS ${(maxRssKiB / 1024).toFixed(1)} ` +
-          `MiB (${samples} samples), idle VmRSS ${rss.idleRssMiB?.toFixed(1) ?? "?"} MiB`,
+        `  ${e.label} memory (pid ${m.pid}, ${m.threads} threads, ${m.childProcesses} child ` +
+          `processes): idle ${m.idleRssMiB?.toFixed(1) ?? "?"} MiB, VmHWM ` +
+          `${m.vmHwmMiB?.toFixed(1) ?? "?"} MiB, max sampled VmRSS ` +
+          `${m.maxSampledRssMiB.toFixed(1)} MiB (${m.samples} samples)`,
       );
     }
   } finally {
-    clearInterval(rssTimer);
-    rssTimer = undefined;
-    await Promise.all([...running.values()].map((s) => s.stop()));
+    for (const e of entries) e.sampler?.stop();
+    await Promise.all(entries.map((e) => e.server?.stop()));
   }
 
-  for (const o of [ours, theirs]) {
+  for (const e of entries) {
+    const o = e.outcome;
     o.medianMBps = o.ok && o.runsMBps.length > 0 ? median(o.runsMBps) : null;
   }
-  const ratio = ours.medianMBps !== null && theirs.medianMBps !== null
-    ? ours.medianMBps / theirs.medianMBps
-    : null;
-  const result: ScenarioResult = {
+  const nOurs = def.ours.length;
+  return {
     id: def.id,
     title: def.title,
-    reference: def.reference,
     fileBytes: file.size,
     options: Object.fromEntries(def.options),
     concurrency: def.concurrency,
-    ours,
-    theirs,
-    ratio,
-    target: `>= ${RATIO_TARGET.toFixed(1)}`,
-    status: ratio === null ? "N/A" : ratio >= RATIO_TARGET ? "PASS" : "BELOW TARGET",
+    pin: def.pinned ? ctx.pin : "off",
+    ours: def.ours.map((v, i) => ({
+      key: v.key || def.id,
+      args: v.args,
+      outcome: entries[i].outcome,
+    })),
+    c: entries.slice(nOurs).map((e) => e.outcome),
   };
-  return { result, rss };
 }

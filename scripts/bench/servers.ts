@@ -1,6 +1,7 @@
 /**
- * The servers of `scripts/bench/bench.ts`: where the C programs are, and the exact command line of each
- * server (tftpkit as the binaries and deno tasks run it, tftpd-hpa, atftpd).
+ * The servers of `scripts/bench/bench.ts`: where the C programs are, the exact command line of each
+ * server (tftpkit as the binaries and deno tasks run it, tftpd-hpa, atftpd, dnsmasq) and the CPU
+ * pinning (`taskset`) of servers and clients.
  *
  * @module
  */
@@ -9,6 +10,7 @@ import { commandOutput, isExecutable, which } from "./lib.ts";
 import { type ServerSpec } from "./peers.ts";
 import { V8_FLAGS } from "../release/compile.ts";
 import { OURS } from "./report.ts";
+import type { CName } from "./defs.ts";
 import { HOST } from "../../src/testing/loopback.ts";
 export { HOST };
 
@@ -19,7 +21,10 @@ export const REPO_ROOT = decodeURIComponent(new URL("../../", import.meta.url).p
 );
 
 /** The C servers. */
-export type RefName = "tftpd-hpa" | "atftpd";
+export type RefName = CName;
+
+/** dnsmasq's TFTP server listens on port 69 only. */
+export const DNSMASQ_PORT = 69;
 
 /** The C programs found on this machine. */
 export interface Tools {
@@ -28,12 +33,18 @@ export interface Tools {
   tftpdHpaWhy: string;
   atftpd: string | null;
   atftpdWhy: string;
+  dnsmasq: string | null;
+  dnsmasqWhy: string;
+  taskset: string | null;
   user: string;
   group: string;
 }
 
-/** Finds atftp, tftpd-hpa and atftpd (environment variables first). */
-export async function resolveTools(): Promise<Tools> {
+/**
+ * Finds atftp, tftpd-hpa, atftpd, dnsmasq and taskset (environment variables first). dnsmasq is
+ * only used inside the bench's own network namespace (`inNetns`): it needs port 69.
+ */
+export async function resolveTools(inNetns: boolean): Promise<Tools> {
   const envAtftp = Deno.env.get("ATFTP");
   const atftp = envAtftp ? (isExecutable(envAtftp) ? envAtftp : which(envAtftp)) : which("atftp");
 
@@ -63,9 +74,31 @@ export async function resolveTools(): Promise<Tools> {
     }
   }
 
+  const envDnsmasq = Deno.env.get("DNSMASQ");
+  let dnsmasq = envDnsmasq
+    ? (isExecutable(envDnsmasq) ? envDnsmasq : null)
+    : (isExecutable("/usr/sbin/dnsmasq") ? "/usr/sbin/dnsmasq" : which("dnsmasq"));
+  let dnsmasqWhy = dnsmasq ? "" : "dnsmasq not found (install it or set DNSMASQ)";
+  if (dnsmasq && !inNetns) {
+    dnsmasq = null;
+    dnsmasqWhy = "--no-netns (dnsmasq's TFTP serves only on port 69)";
+  }
+  const taskset = isExecutable("/usr/bin/taskset") ? "/usr/bin/taskset" : which("taskset");
+
   const user = (await commandOutput("id", ["-un"])) || "root";
   const group = (await commandOutput("id", ["-gn"])) || user;
-  return { atftp, tftpdHpa, tftpdHpaWhy, atftpd, atftpdWhy, user, group };
+  return {
+    atftp,
+    tftpdHpa,
+    tftpdHpaWhy,
+    atftpd,
+    atftpdWhy,
+    dnsmasq,
+    dnsmasqWhy,
+    taskset,
+    user,
+    group,
+  };
 }
 
 /**
@@ -76,6 +109,7 @@ export function oursSpec(
   source: string[],
   port: number,
   permissions = ["--allow-net", "--allow-read"],
+  extra: string[] = [],
 ): ServerSpec | string {
   const main = `${REPO_ROOT}/main.ts`;
   try {
@@ -105,6 +139,7 @@ export function oursSpec(
       "1000",
       "--max-sessions-per-client",
       "1000",
+      ...extra,
     ],
     cwd: REPO_ROOT,
     readyLine: "listening on",
@@ -119,6 +154,25 @@ export function refSpec(
   port: number,
   logDir: string,
 ): ServerSpec | string {
+  if (ref === "dnsmasq") {
+    if (!tools.dnsmasq) return tools.dnsmasqWhy;
+    return {
+      name: ref,
+      cmd: tools.dnsmasq,
+      args: [
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--port=0",
+        "--enable-tftp",
+        `--tftp-root=${dir}`,
+        `--listen-address=${HOST}`,
+        "--bind-interfaces",
+        "--tftp-max=1000",
+        `--pid-file=${logDir}/dnsmasq-${port}.pid`,
+        "--log-facility=-",
+      ],
+    };
+  }
   if (ref === "tftpd-hpa") {
     if (!tools.tftpdHpa) return tools.tftpdHpaWhy;
     return { name: ref, cmd: tools.tftpdHpa, args: ["-L", "-a", `${HOST}:${port}`, "-s", dir] };
@@ -147,4 +201,27 @@ export function refSpec(
     ],
     logFile,
   };
+}
+
+/** `--pin`: where servers and clients of the single-transfer rows run. */
+export type PinMode = "cross" | "same" | "off";
+
+/**
+ * The `taskset -c CPU` prefix for a server or a client under `pin` (null: not pinned). `cross`:
+ * servers on CPU 0, clients on CPU 1; `same`: both on CPU 0; `off`: none.
+ */
+export function pinPrefix(
+  pin: PinMode,
+  role: "server" | "client",
+  taskset: string,
+): string[] | null {
+  if (pin === "off") return null;
+  const cpu = role === "server" || pin === "same" ? "0" : "1";
+  return [taskset, "-c", cpu];
+}
+
+/** Runs `spec` under a `taskset` prefix (taskset execs, so the PID stays the server's). */
+export function pinned(spec: ServerSpec, prefix: string[] | null): ServerSpec {
+  if (!prefix) return spec;
+  return { ...spec, cmd: prefix[0], args: [...prefix.slice(1), spec.cmd, ...spec.args] };
 }
