@@ -109,7 +109,7 @@ Deno.test("compile --dry-run prints the exact deno compile command of every targ
             "--no-prompt",
             "--frozen",
             "--exclude-unused-npm",
-            "--v8-flags=--max-semi-space-size=4",
+            "--v8-flags=--max-semi-space-size=2",
           ];
           equal(
             after(w, "--include"),

@@ -4,7 +4,7 @@
  *
  * A worker never opens files itself: the server prepared the transfer (name rules, open,
  * negotiate) and keeps the handles; the worker reads and writes through them in large chunks
- * (64 KiB to 1 MiB, see `chunkSizeFor`), each chunk one message each way with its buffer
+ * (32 KiB to 1 MiB, see `chunkSizeFor`), each chunk one message each way with its buffer
  * transferred, not copied. So every kind of source — a directory, an HTTP origin with its cache,
  * a library user's own — behaves the same with workers as without.
  *
@@ -204,14 +204,28 @@ function fail(a: IoAnswer): void {
  * ```
  */
 export function remoteReader(name: string, size: number | undefined, call: IoCall): ReadHandle {
+  // The buffer of the last answer goes back with the next request for the server to read into,
+  // rather than a fresh one per chunk for V8 to collect.
+  let spare: ArrayBuffer | undefined;
   return {
     name,
     size,
+    // A ChunkReader's buffers travel to the server and back, filled, without a copy.
+    async readChunk(buffer: Uint8Array): Promise<Uint8Array | null> {
+      const whole = buffer.byteOffset === 0 && buffer.byteLength === buffer.buffer.byteLength;
+      const a = await call("read", buffer.length, whole ? buffer.buffer as ArrayBuffer : undefined);
+      fail(a);
+      if (a.n === null || a.n === undefined) return null;
+      return new Uint8Array(a.buf!, 0, a.n);
+    },
     async read(p: Uint8Array): Promise<number | null> {
-      const a = await call("read", p.length);
+      const back = spare !== undefined && spare.byteLength >= p.length ? spare : undefined;
+      spare = undefined;
+      const a = await call("read", p.length, back);
       fail(a);
       if (a.n === null || a.n === undefined) return null;
       p.set(new Uint8Array(a.buf!, 0, a.n));
+      spare = a.buf;
       return a.n;
     },
     close: () => void call("close").catch(() => {}),
@@ -254,11 +268,19 @@ export function remoteReader(name: string, size: number | undefined, call: IoCal
  * ```
  */
 export function remoteWriter(name: string, call: IoCall): WriteHandle {
+  // The server answers a write with its buffer, which carries the next chunk (see remoteReader).
+  let spare: ArrayBuffer | undefined;
   return {
     name,
     async write(p: Uint8Array): Promise<void> {
-      const copy = p.slice();
-      fail(await call("write", copy.length, copy.buffer));
+      const buf = spare !== undefined && spare.byteLength === p.length
+        ? spare
+        : new ArrayBuffer(p.length);
+      spare = undefined;
+      new Uint8Array(buf).set(p);
+      const a = await call("write", p.length, buf);
+      fail(a);
+      spare = a.buf;
     },
     async commit(): Promise<void> {
       fail(await call("commit"));
@@ -304,13 +326,16 @@ export async function serveIo(
   try {
     switch (op) {
       case "read": {
-        const into = new Uint8Array(size);
+        // Into the buffer the worker sent back, when it did (see remoteReader).
+        const into = buf !== undefined && buf.byteLength >= size
+          ? new Uint8Array(buf, 0, size)
+          : new Uint8Array(size);
         const n = await reader!.read(into);
         return { n, buf: into.buffer };
       }
       case "write":
         await writer!.write(new Uint8Array(buf!));
-        return {};
+        return { buf };
       case "commit":
         await writer!.commit();
         return {};

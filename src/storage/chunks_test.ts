@@ -99,8 +99,8 @@ function memoryWriter(): MemoryWriter {
   return w;
 }
 
-Deno.test("chunkSizeFor keeps about two windows between 64 KiB and 1 MiB", () => {
-  equal(chunkSizeFor(512, 1), 64 * 1024);
+Deno.test("chunkSizeFor keeps about two windows between 32 KiB and 1 MiB", () => {
+  equal(chunkSizeFor(512, 1), 32 * 1024);
   equal(chunkSizeFor(1468, 64), 1468 * 64 * 2);
   equal(chunkSizeFor(65464, 64), 1024 * 1024);
 });

@@ -25,6 +25,13 @@ export interface ReadHandle {
   readonly name: string;
   /** Reads up to `p.length` bytes into `p`. */
   read(p: Uint8Array): Promise<number | null>;
+  /**
+   * Optional: reads up to `buffer.length` bytes into a buffer the handle takes over, and resolves
+   * with the bytes read (a view of `buffer`'s memory or of another buffer), or null at the end.
+   * The caller must not touch `buffer` again. A worker's handle moves the buffer to the
+   * listening isolate and back instead of copying (`server/remote.ts`).
+   */
+  readChunk?(buffer: Uint8Array): Promise<Uint8Array | null>;
   /** Releases the handle; safe to call more than once. */
   close(): void;
 }
