@@ -109,7 +109,7 @@ Deno.test("compile --dry-run prints the exact deno compile command of every targ
             "--no-prompt",
             "--frozen",
             "--exclude-unused-npm",
-            "--v8-flags=--max-semi-space-size=2",
+            "--v8-flags=--max-semi-space-size=2,--optimize-for-size",
           ];
           equal(
             after(w, "--include"),

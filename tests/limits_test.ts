@@ -132,7 +132,7 @@ Deno.test("a flood of 1,000 abandoned requests does not starve a real client, it
       "5000",
       "--log-format",
       "json",
-    ], { denoFlags: ["--v8-flags=--max-semi-space-size=2"] });
+    ], { denoFlags: ["--v8-flags=--max-semi-space-size=2,--optimize-for-size"] });
     const pid = srv.child.pid;
     const target = { hostname: HOST, port: srv.port };
     const flooders: Deno.DatagramConn[] = [];

@@ -10,7 +10,7 @@ import type { FaultPlan } from "../../src/testing/fault_relay.ts";
 import { LOSS_SIZE, type LossClient } from "../../tests/support/loss_clients.ts";
 import { median } from "./lib.ts";
 import type { ServerSpec } from "./peers.ts";
-import { HOST, REPO_ROOT } from "./servers.ts";
+import { dnsmasqArgs, HOST, REPO_ROOT } from "./servers.ts";
 
 /** The servers compared, in column order. */
 export const SERVER_NAMES = ["tftpkit", "tftpd-hpa", "dnsmasq"] as const;
@@ -114,17 +114,7 @@ export function dnsmasqSpec(dir: string, pidFile: string): ServerSpec {
   return {
     name: "dnsmasq",
     cmd: "dnsmasq",
-    args: [
-      "--keep-in-foreground",
-      "--conf-file=/dev/null",
-      "--port=0",
-      "--enable-tftp",
-      `--tftp-root=${dir}`,
-      `--listen-address=${HOST}`,
-      "--bind-interfaces",
-      `--pid-file=${pidFile}`,
-      "--log-facility=-",
-    ],
+    args: dnsmasqArgs(dir, pidFile),
   };
 }
 

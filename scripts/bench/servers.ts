@@ -159,18 +159,7 @@ export function refSpec(
     return {
       name: ref,
       cmd: tools.dnsmasq,
-      args: [
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--port=0",
-        "--enable-tftp",
-        `--tftp-root=${dir}`,
-        `--listen-address=${HOST}`,
-        "--bind-interfaces",
-        "--tftp-max=1000",
-        `--pid-file=${logDir}/dnsmasq-${port}.pid`,
-        "--log-facility=-",
-      ],
+      args: dnsmasqArgs(dir, `${logDir}/dnsmasq-${port}.pid`),
     };
   }
   if (ref === "tftpd-hpa") {
@@ -224,4 +213,28 @@ export function pinPrefix(
 export function pinned(spec: ServerSpec, prefix: string[] | null): ServerSpec {
   if (!prefix) return spec;
   return { ...spec, cmd: prefix[0], args: [...prefix.slice(1), spec.cmd, ...spec.args] };
+}
+
+/**
+ * dnsmasq with TFTP only (no DNS, no DHCP) on 127.0.0.1 port 69, in the foreground, logging to
+ * stderr, its pid file in a temporary place (never /run).
+ *
+ * @example
+ * ```ts ignore
+ * new Deno.Command("dnsmasq", { args: dnsmasqArgs("/srv/tftp", "/tmp/x/dnsmasq.pid") });
+ * ```
+ */
+export function dnsmasqArgs(dir: string, pidFile: string): string[] {
+  return [
+    "--keep-in-foreground",
+    "--conf-file=/dev/null",
+    "--port=0",
+    "--enable-tftp",
+    `--tftp-root=${dir}`,
+    `--listen-address=${HOST}`,
+    "--bind-interfaces",
+    "--tftp-max=1000",
+    `--pid-file=${pidFile}`,
+    "--log-facility=-",
+  ];
 }
