@@ -5,6 +5,7 @@
  * an upload shorter than its announced size fails without leaving a file.
  */
 
+import { chunkSizeFor } from "../src/storage/chunks.ts";
 import { deepEqual, equal, ok } from "node:assert/strict";
 import type { FileSource, WriteHandle } from "../src/mod.ts";
 import { HOST } from "../src/testing/loopback.ts";
@@ -70,8 +71,8 @@ function failingWrites(okWrites: number) {
 
 Deno.test("a WriteHandle.write that throws a plain Error draws exactly one ERROR 0", async (t) => {
   const cases = [
-    // 64 KiB chunks: with okWrites 0, the first flush (after 128 full blocks) fails mid-transfer.
-    { name: "mid-transfer", blocks: 200, okWrites: 0, failsAt: 129 },
+    // With okWrites 0, the first flush (after a chunk of full blocks) fails mid-transfer.
+    { name: "mid-transfer", blocks: 200, okWrites: 0, failsAt: chunkSizeFor(512, 1) / 512 + 1 },
     { name: "at the final flush", blocks: 3, okWrites: 0, failsAt: 3 },
   ];
   for (const c of cases) {
