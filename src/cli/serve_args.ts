@@ -68,7 +68,8 @@ Protocol:
 
 Limits and access:
   --workers N               isolates that run transfers (1-64, default: one per core, here
-                            ${CORES}); 1 runs them all on the one that listens
+                            ${CORES}, or 1 with --single-port); 1 runs them all on the one
+                            that listens
   --max-sessions N          transfers at once (default 512)
   --max-sessions-per-client N  transfers at once from one address (default 64)
   --allow CIDR              serve only these clients (repeatable)
@@ -244,7 +245,10 @@ export function parseServeArgs(args: string[]): ServeConfig {
       clientTimeoutMs: seconds(int("client-timeout", LIMITS.timeout.min, LIMITS.timeout.max)),
       maxSessions: int("max-sessions", 1, 100_000),
       maxSessionsPerClient: int("max-sessions-per-client", 1, 100_000),
-      workers: int("workers", 1, 64) ?? CORES,
+      // With --single-port every datagram passes through the listening isolate anyway, and
+      // forwarding each to a worker and back cost more than running the transfer there
+      // (lock-step 1.7 against 7-8 MB/s; BENCHMARKS.md): one isolate unless asked for more.
+      workers: int("workers", 1, 64) ?? (v["single-port"] ? 1 : CORES),
       allow: v.allow?.map((c) => cidrFlag("--allow", c)),
       deny: v.deny?.map((c) => cidrFlag("--deny", c)),
     },
