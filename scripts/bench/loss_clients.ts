@@ -44,6 +44,7 @@ import {
   tftpdHpaSpec,
   tftpkitSpec,
 } from "./loss_cases.ts";
+import { makeFile } from "../../tests/support/server.ts";
 import { enterNetns } from "./netns.ts";
 import { runClient, type RunningServer, startServer } from "./peers.ts";
 import { HOST } from "./servers.ts";
@@ -132,19 +133,6 @@ for (const [sig, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     await cleanup();
     Deno.exit(stopping);
   });
-}
-
-/** Deterministic bytes (xorshift32 seeded with `seed`). */
-function bytes(size: number, seed: number): Uint8Array {
-  const data = new Uint8Array(size);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < size; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    data[i] = x & 0xff;
-  }
-  return data;
 }
 
 /**
@@ -252,10 +240,12 @@ async function runCase(
 try {
   const allCases = buildCases(servers, clients, LOSS_PLANS, seeds, values.quick);
   const sizes = [...new Set(allCases.map((c) => c.size))].sort((a, b) => a - b);
-  const sources = new Map(sizes.map((s) => [s, bytes(s, 7)]));
-  const downloadSize = allCases.find((c) => !c.client.upload)?.size ?? sizes[0];
   await Deno.mkdir(`${root}/local`);
-  for (const [size, data] of sources) await Deno.writeFile(`${root}/local/src-${size}.bin`, data);
+  const sources = new Map<number, Uint8Array>();
+  for (const size of sizes) {
+    sources.set(size, await makeFile(`${root}/local/src-${size}.bin`, size, 7));
+  }
+  const downloadSize = allCases.find((c) => !c.client.upload)?.size ?? sizes[0];
   const { dirs, unavailable } = await startServers(sources.get(downloadSize)!);
   const cases = allCases.filter((c) => !unavailable.has(c.server));
   console.log(
