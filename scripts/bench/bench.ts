@@ -284,17 +284,7 @@ async function main(): Promise<number> {
     }
     let client: ClientRowResult | undefined;
     if (cli.selected.has("8")) {
-      client = await runClientRow({
-        tools: ctx.tools,
-        file: files.large!,
-        oneByte,
-        servedDir,
-        downloadDir,
-        logDir,
-        runs: cli.runs,
-        clientTimeout: cli.clientTimeout,
-        pin,
-      });
+      client = await runClientRow({ ...ctx, file: files.large!, oneByte });
     }
     const loadEnd = loadAverage();
 

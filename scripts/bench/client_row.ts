@@ -20,6 +20,7 @@ import {
   type Tools,
 } from "./servers.ts";
 import type { BenchFile } from "./report.ts";
+import type { Ctx } from "./scenarios.ts";
 
 /** One client's numbers in row 8. */
 export interface ClientOutcome {
@@ -54,18 +55,10 @@ export function tftpkitTaskFlags(denoJson: string): string[] {
   return words.filter((w) => w !== "deno" && w !== "run" && w !== "main.ts");
 }
 
-/** Inputs of row 8. */
-export interface ClientRowInput {
-  tools: Tools & { atftp: string };
-  file: BenchFile;
-  oneByte: BenchFile;
-  servedDir: string;
-  downloadDir: string;
-  logDir: string;
-  runs: number;
-  clientTimeout: number;
-  pin: PinMode;
-}
+/** Inputs of row 8: what every row has, and its two files. */
+export type ClientRowInput =
+  & Pick<Ctx, "tools" | "servedDir" | "downloadDir" | "logDir" | "runs" | "clientTimeout" | "pin">
+  & { file: BenchFile; oneByte: BenchFile };
 
 /** Runs row 8 (see the module doc). */
 export async function runClientRow(inp: ClientRowInput): Promise<ClientRowResult> {

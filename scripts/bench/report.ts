@@ -134,16 +134,19 @@ export function printOriginTable(results: ScenarioResult[]): void {
   for (const n of notes) console.log(`  ${n}`);
 }
 
+/** Every server's outcome in a row, tftpkit's variants named by their key (e.g. "3/w2"). */
+function serversOf(r: RowResult): ServerOutcome[] {
+  return [
+    ...r.ours.map((v) => ({ ...v.outcome, name: v.key === r.id ? OURS : `${OURS} ${v.key}` })),
+    ...r.c,
+  ];
+}
+
 /** Prints the notes: what each server answered in each row, why a cell is empty, every run. */
 export function printRowNotes(rows: RowResult[], origin: ScenarioResult[]): void {
   console.log("\nWhat each server answered (traced 1 MiB probe) and bytes (SHA-256), untimed:");
   for (const r of rows) {
-    for (
-      const o of [
-        ...r.ours.map((v) => ({ ...v.outcome, name: v.key === r.id ? OURS : `${OURS} ${v.key}` })),
-        ...r.c,
-      ]
-    ) {
+    for (const o of serversOf(r)) {
       const bytes = o.verification ? (o.verification.ok ? "bytes ok" : "bytes FAILED") : "";
       const what = o.negotiation?.detail ?? o.reason ?? "";
       const why = o.medianMBps === null && o.reason && !o.reason.startsWith("not supported")
@@ -154,12 +157,7 @@ export function printRowNotes(rows: RowResult[], origin: ScenarioResult[]): void
   }
   console.log("\nAll runs (MB/s):");
   for (const r of rows) {
-    for (
-      const o of [
-        ...r.ours.map((v) => ({ ...v.outcome, name: v.key === r.id ? OURS : `${OURS} ${v.key}` })),
-        ...r.c,
-      ]
-    ) {
+    for (const o of serversOf(r)) {
       if (o.runsMBps.length === 0) continue;
       console.log(
         `  [${r.id}] ${o.name.padEnd(14)} ${o.runsMBps.map((v) => v.toFixed(1)).join(", ")}`,

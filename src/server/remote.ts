@@ -204,9 +204,6 @@ function fail(a: IoAnswer): void {
  * ```
  */
 export function remoteReader(name: string, size: number | undefined, call: IoCall): ReadHandle {
-  // The buffer of the last answer goes back with the next request for the server to read into,
-  // rather than a fresh one per chunk for V8 to collect.
-  let spare: ArrayBuffer | undefined;
   return {
     name,
     size,
@@ -219,13 +216,10 @@ export function remoteReader(name: string, size: number | undefined, call: IoCal
       return new Uint8Array(a.buf!, 0, a.n);
     },
     async read(p: Uint8Array): Promise<number | null> {
-      const back = spare !== undefined && spare.byteLength >= p.length ? spare : undefined;
-      spare = undefined;
-      const a = await call("read", p.length, back);
+      const a = await call("read", p.length);
       fail(a);
       if (a.n === null || a.n === undefined) return null;
       p.set(new Uint8Array(a.buf!, 0, a.n));
-      spare = a.buf;
       return a.n;
     },
     close: () => void call("close").catch(() => {}),
@@ -268,7 +262,8 @@ export function remoteReader(name: string, size: number | undefined, call: IoCal
  * ```
  */
 export function remoteWriter(name: string, call: IoCall): WriteHandle {
-  // The server answers a write with its buffer, which carries the next chunk (see remoteReader).
+  // The server answers a write with its buffer, which carries the next chunk: no fresh buffer per
+  // chunk for V8 to collect.
   let spare: ArrayBuffer | undefined;
   return {
     name,
@@ -326,7 +321,7 @@ export async function serveIo(
   try {
     switch (op) {
       case "read": {
-        // Into the buffer the worker sent back, when it did (see remoteReader).
+        // Into the buffer the worker's ChunkReader handed over (readChunk), when it did.
         const into = buf !== undefined && buf.byteLength >= size
           ? new Uint8Array(buf, 0, size)
           : new Uint8Array(size);
