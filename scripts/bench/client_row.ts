@@ -10,15 +10,7 @@
 
 import { errorMessage, freeUdpPort, hashFile, median, MiB } from "./lib.ts";
 import { describeClientFailure, runClient, startServer } from "./peers.ts";
-import {
-  HOST,
-  type PinMode,
-  pinned,
-  pinPrefix,
-  refSpec,
-  REPO_ROOT,
-  type Tools,
-} from "./servers.ts";
+import { HOST, type PinMode, pinned, pinPrefix, refSpec, REPO_ROOT } from "./servers.ts";
 import type { BenchFile } from "./report.ts";
 import type { Ctx } from "./scenarios.ts";
 
