@@ -17,6 +17,7 @@ import {
   waitUntil,
 } from "../src/testing/proc.ts";
 import { assertBytes, HOST, withDir } from "./support/limits_fixture.ts";
+import { V8_FLAGS } from "../scripts/release/compile.ts";
 
 /** Sends a plain RRQ and returns the decoded answer (from any port), or null on silence. */
 async function answerTo(peer: RawPeer, port: number, name: string, hostname = HOST, ms = 3000) {
@@ -132,7 +133,7 @@ Deno.test("a flood of 1,000 abandoned requests does not starve a real client, it
       "5000",
       "--log-format",
       "json",
-    ], { denoFlags: ["--v8-flags=--max-semi-space-size=2,--optimize-for-size"] });
+    ], { denoFlags: [V8_FLAGS] });
     const pid = srv.child.pid;
     const target = { hostname: HOST, port: srv.port };
     const flooders: Deno.DatagramConn[] = [];
