@@ -10,6 +10,7 @@ import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import { oneLine, tftpkit } from "./support/cli_fixture.ts";
 import { cli, makeFile, ROOT, run, type ServerProcess, startServer } from "./support/server.ts";
+import { permissionFlags } from "../scripts/release/plan.ts";
 
 const LOCAL = ["--address", "127.0.0.1", "--port", "0"];
 
@@ -201,7 +202,7 @@ Deno.test("serve -q logs the start line and problems, not every transfer", async
 
 Deno.test("deno task serve DIR --write accepts uploads: the task has the binary's permissions", async () => {
   const tasks = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))).tasks;
-  const compile = await Deno.readTextFile(join(ROOT, "scripts/release/compile.ts"));
+  const baked = permissionFlags();
   for (
     const flag of [
       "--allow-net",
@@ -211,7 +212,7 @@ Deno.test("deno task serve DIR --write accepts uploads: the task has the binary'
     ]
   ) {
     ok(tasks.serve.includes(flag) && tasks.tftpkit.includes(flag), `the tasks lack ${flag}`);
-    ok(compile.includes(flag.replace(/^--/, "")), `the binaries lack ${flag}`);
+    ok(baked.includes(flag), `the binaries lack ${flag}`);
   }
   // The task's command line exactly (run directly, so that the server's PID is ours to stop).
   const [deno, ...words] = tasks.serve.split(/\s+/);

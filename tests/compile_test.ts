@@ -8,13 +8,9 @@
 import { deepEqual, equal, match, ok } from "node:assert/strict";
 import { join } from "node:path";
 import config from "../deno.json" with { type: "json" };
-import {
-  detectBinaryTarget,
-  planBuilds,
-  TARGETS,
-  UsageError,
-  writeChecksums,
-} from "../scripts/release/compile.ts";
+import { writeChecksums } from "../scripts/release/compile.ts";
+import { planBuilds, UsageError } from "../scripts/release/plan.ts";
+import { detectBinaryTarget, TARGETS } from "../scripts/release/targets.ts";
 import { makeFile, ROOT, run } from "./support/server.ts";
 
 const SCRIPT = join(ROOT, "scripts", "release", "compile.ts");

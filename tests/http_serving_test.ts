@@ -14,7 +14,7 @@ import { curl, HOST, hpa, readOrEmpty, tree, withRig } from "./support/http_fixt
 import { bytesRoute, startOrigin, testBytes } from "./support/http_origin.ts";
 import { type ServerProcess, startServer } from "./support/server.ts";
 import { statusKb } from "../src/testing/proc.ts";
-import { V8_FLAGS } from "../scripts/release/compile.ts";
+import { V8_FLAGS } from "../scripts/release/plan.ts";
 
 Deno.test("real clients fetch files from an HTTP origin through tftpkit, byte for byte", async (t) => {
   const data = testBytes(1_500_000, 21);

@@ -17,7 +17,7 @@ import {
   waitUntil,
 } from "../src/testing/proc.ts";
 import { assertBytes, HOST, withDir } from "./support/limits_fixture.ts";
-import { V8_FLAGS } from "../scripts/release/compile.ts";
+import { V8_FLAGS } from "../scripts/release/plan.ts";
 
 /** Sends a plain RRQ and returns the decoded answer (from any port), or null on silence. */
 async function answerTo(peer: RawPeer, port: number, name: string, hostname = HOST, ms = 3000) {

@@ -8,7 +8,7 @@
 
 import { commandOutput, isExecutable, which } from "./lib.ts";
 import { type ServerSpec } from "./peers.ts";
-import { V8_FLAGS } from "../release/compile.ts";
+import { V8_FLAGS } from "../release/plan.ts";
 import { OURS } from "./report.ts";
 import type { CName } from "./defs.ts";
 import { HOST } from "../../src/testing/loopback.ts";

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { V8_FLAGS } from "../release/compile.ts";
+import { V8_FLAGS } from "../release/plan.ts";
 export { fdCount, statusKb } from "../../src/testing/proc.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
