@@ -42,27 +42,23 @@
  */
 
 import { parseArgs } from "node:util";
-import { get, put } from "../../src/mod.ts";
+import { type ClientOptions, get, put } from "../../src/mod.ts";
 import { mulberry32, startFaultRelay } from "../../src/testing/fault_relay.ts";
 import { sameBytes } from "../../src/testing/proc.ts";
+import {
+  fmtBytes,
+  KiB,
+  MiB,
+  printSummary,
+  type SoakConfig,
+  summarize,
+  type TransferResult,
+} from "./report.ts";
 import { fdCount, type Server, startServer, statusKb, stopServer } from "./server.ts";
 
-const KiB = 1024;
-const MiB = 1024 * 1024;
 const MIN_SIZE = KiB;
 const MAX_SIZE = 5 * MiB;
 const LOCKSTEP_MAX = 512 * KiB;
-
-interface Config {
-  minutes: number;
-  workers: number;
-  drop: number;
-  dup: number;
-  reorder: number;
-  seed: number;
-  graceS: number;
-  json?: string;
-}
 
 function usage(message: string): never {
   console.error(`soak: ${message}`);
@@ -73,7 +69,7 @@ function usage(message: string): never {
   Deno.exit(2);
 }
 
-function parseConfig(args: string[]): Config {
+function parseConfig(args: string[]): SoakConfig {
   let values;
   try {
     ({ values } = parseArgs({
@@ -118,25 +114,10 @@ interface Mode {
   windowsize: number;
 }
 
-interface TransferResult {
-  op: "get" | "put";
-  mode: string;
-  size: number;
-  ms: number;
-  error?: string;
-  cutOff?: boolean;
-}
-
 function randomBytes(n: number): Uint8Array {
   const out = new Uint8Array(n);
   for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
   return out;
-}
-
-function fmtBytes(n: number): string {
-  if (n >= MiB) return `${(n / MiB).toFixed(1)} MiB`;
-  if (n >= KiB) return `${(n / KiB).toFixed(1)} KiB`;
-  return `${n} B`;
 }
 
 async function main() {
@@ -228,10 +209,13 @@ async function main() {
         }
         const mode = chooseMode(size);
         const label = `${mode.name} bs ${mode.blksize} ws ${mode.windowsize}`;
-        const options = {
+        // Typed, so that a misspelt option is an error, not ignored (this once read `timeout: 1`:
+        // the client then asked no `timeout`, and the server waited its default 50 s of silence
+        // for a lost final ACK, longer than the settle window below).
+        const options: ClientOptions = {
           blksize: mode.blksize,
           windowsize: mode.windowsize,
-          timeout: 1,
+          timeoutMs: 1000,
           retries: 8,
           signal: abort.signal,
         };
@@ -295,117 +279,23 @@ async function main() {
     const rssEnd = await statusKb(srv.pid, "VmRSS");
     const hwm = await statusKb(srv.pid, "VmHWM");
 
-    const ok = results.filter((r) => !r.error && !r.cutOff);
-    const failed = results.filter((r) => r.error);
-    const cutOff = results.filter((r) => r.cutOff);
-    const reasons = new Map<string, { count: number; examples: string[] }>();
-    for (const f of failed) {
-      const key = f.error!.replace(/\d+/g, "N");
-      const entry = reasons.get(key) ?? { count: 0, examples: [] };
-      entry.count++;
-      if (entry.examples.length < 3) {
-        entry.examples.push(`${f.op} ${fmtBytes(f.size)} ${f.mode}: ${f.error}`);
-      }
-      reasons.set(key, entry);
-    }
-    const byMode: Record<string, { transfers: number; bytes: number; seconds: number }> = {};
-    for (const r of ok) {
-      const k = `${r.op} ${r.mode}`;
-      byMode[k] ??= { transfers: 0, bytes: 0, seconds: 0 };
-      byMode[k].transfers++;
-      byMode[k].bytes += r.size;
-      byMode[k].seconds += r.ms / 1000;
-    }
-    const summary = {
+    const summary = summarize({
       config: cfg,
-      wall_seconds: Math.round(wallS * 10) / 10,
-      transfers: {
-        ok: ok.length,
-        failed: failed.length,
-        cut_off: cutOff.length,
-        gets: ok.filter((r) => r.op === "get").length,
-        puts: ok.filter((r) => r.op === "put").length,
-      },
-      bytes_verified: bytesOk,
-      throughput_bytes_per_s: Math.round(bytesOk / wallS),
-      per_mode: Object.fromEntries(
-        Object.entries(byMode).map(([k, v]) => [k, {
-          transfers: v.transfers,
-          bytes: v.bytes,
-          mean_rate_bytes_per_s: Math.round(v.bytes / v.seconds),
-        }]),
-      ),
-      failures: [...reasons].map(([reason, v]) => ({ reason, ...v })),
-      server: {
-        pid: srv.pid,
-        fds_start: fdStart,
-        fds_end: fdEnd,
-        rss_start_kb: rssStart,
-        rss_end_kb: rssEnd,
-        peak_rss_kb: hwm,
-        outcomes: Object.fromEntries(srv.outcomes),
-        not_ok: Object.fromEntries(srv.notOk),
-        records: srv.records,
-        warnings: srv.warnings.filter((w) => !/failed \(/.test(w)).slice(0, 10),
-      },
-      relay: { ...fr.stats },
-    };
-
-    const line = "=".repeat(72);
-    console.log(`\n${line}\nSOAK SUMMARY`);
-    console.log(
-      `  duration          ${summary.wall_seconds} s (${cfg.minutes} min requested), ` +
-        `${cfg.workers} workers`,
-    );
-    console.log(
-      `  faults            drop ${cfg.drop}, duplicate ${cfg.dup}, reorder ${cfg.reorder}, ` +
-        `seed ${cfg.seed}`,
-    );
-    console.log(
-      `  transfers         ${ok.length} ok (${summary.transfers.gets} gets, ` +
-        `${summary.transfers.puts} puts), ${failed.length} failed, ${cutOff.length} cut off`,
-    );
-    console.log(
-      `  verified          ${fmtBytes(bytesOk)}, throughput ` +
-        `${fmtBytes(summary.throughput_bytes_per_s)}/s`,
-    );
-    for (const [k, v] of Object.entries(summary.per_mode)) {
-      console.log(
-        `    ${k.padEnd(16)}${String(v.transfers).padStart(5)} transfers, ` +
-          `${fmtBytes(v.bytes).padStart(10)}, mean ${fmtBytes(v.mean_rate_bytes_per_s)}/s`,
-      );
-    }
-    if (failed.length) {
-      console.log(`  failures`);
-      for (const f of summary.failures) {
-        console.log(`    ${f.count} x ${f.reason}`);
-        for (const ex of f.examples) console.log(`        e.g. ${ex}`);
-      }
-    } else console.log(`  failures          none`);
-    console.log(
-      `  server            RSS ${rssStart} kB at start, ${rssEnd} kB at end, ` +
-        `peak (VmHWM) ${hwm} kB`,
-    );
-    console.log(`  server fds        ${fdStart} at start, ${fdEnd} at end`);
-    console.log(
-      `  server outcomes   ${
-        [...srv.outcomes].map(([k, v]) => `${k} ${v}`).join(", ") || "(none)"
-      }`,
-    );
-    for (const [why, n] of [...srv.notOk].sort((a, b) => b[1] - a[1]).slice(0, 8)) {
-      console.log(`    ${n} x ${why}`);
-    }
-    console.log(
-      `  relay             ${fr.stats.toServer} to server, ${fr.stats.toClient} to clients, ` +
-        `${fr.stats.dropped} dropped, ${fr.stats.duplicated} duplicated, ` +
-        `${fr.stats.reordered} reordered`,
-    );
-    console.log(line);
+      wallS,
+      results,
+      bytesOk,
+      server: srv,
+      fds: [fdStart, fdEnd],
+      rss: [rssStart, rssEnd, hwm],
+      relay: fr.stats,
+    });
+    printSummary(summary);
     if (cfg.json) {
       await Deno.writeTextFile(cfg.json, JSON.stringify(summary, null, 2) + "\n");
       console.log(`soak: summary written to ${cfg.json}`);
     }
-    exitCode = failed.length === 0 && fdEnd <= fdStart ? 0 : 1;
+    const failed = summary.transfers.failed;
+    exitCode = failed === 0 && fdEnd <= fdStart ? 0 : 1;
   } catch (e) {
     console.error(`soak: harness error: ${(e as Error).stack ?? e}`);
     exitCode = 1;
