@@ -166,24 +166,16 @@ export function rowDefs(quick: boolean, workers: number[]): RowDef[] {
       concurrency: { clients: many, total: many },
       pinned: false,
     },
-    {
-      id: "7a",
-      title: `firmware: lock-step 1468 + tsize, ${mib(size.firmware)}`,
+    // Firmware-shaped: UEFI PXE and U-Boot ask blksize 1468, pxelinux 1408.
+    ...([["7a", 1468], ["7b", 1408]] as const).map(([id, blksize]): RowDef => ({
+      id,
+      title: `firmware: lock-step ${blksize} + tsize, ${mib(size.firmware)}`,
       fileKey: "firmware",
-      options: [["blksize", 1468], ["tsize", 0]],
+      options: [["blksize", blksize], ["tsize", 0]],
       ours: one,
       cServers: C_SERVERS,
       pinned: true,
-    },
-    {
-      id: "7b",
-      title: `firmware: lock-step 1408 + tsize, ${mib(size.firmware)}`,
-      fileKey: "firmware",
-      options: [["blksize", 1408], ["tsize", 0]],
-      ours: one,
-      cServers: C_SERVERS,
-      pinned: true,
-    },
+    })),
   ];
 }
 

@@ -100,8 +100,11 @@ export interface ScenarioResult {
   status: Status;
 }
 
-function cell(o: ServerOutcome): string {
+/** A server's cell in a table: its median, or why there is none ("-": no such server). */
+export function cell(o: ServerOutcome | undefined): string {
+  if (!o) return "-";
   if (o.medianMBps !== null) return fmtMBps(o.medianMBps);
+  if (o.supported === false) return "not supported";
   if (o.reason?.startsWith("not available")) return "not available";
   return "FAILED";
 }

@@ -8,22 +8,14 @@
 
 import { C_SERVERS, RSS_TARGET_MIB, type TargetDef } from "./defs.ts";
 import { type Candidate, fmtRatio, pickBestC, ratioOf, targetStatus } from "./judge.ts";
-import { fmtMBps, OURS, type RowResult, type ServerOutcome } from "./report.ts";
+import { cell, fmtMBps, OURS, type RowResult } from "./report.ts";
+import { median } from "./lib.ts";
 import type { ClientRowResult } from "./client_row.ts";
 
 /** A table: header and rows of cells. */
 export interface Table {
   header: string[];
   rows: string[][];
-}
-
-/** One server's cell: its median, or why there is none. */
-export function cell(o: ServerOutcome | undefined): string {
-  if (!o) return "-";
-  if (o.medianMBps !== null) return fmtMBps(o.medianMBps);
-  if (o.supported === false) return "not supported";
-  if (o.reason?.startsWith("not available")) return "not available";
-  return "FAILED";
 }
 
 /** The best C server of a row (only C servers that were timed count). */
@@ -162,12 +154,6 @@ export function memoryTable(rows: readonly RowResult[]): Table {
 }
 
 const ms = (v: number[]) => (v.length ? `${Math.round(median(v))} ms` : "-");
-
-function median(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-}
 
 /** Row 8's table: each client's median wall times (large get, 1-byte get, --version). */
 export function clientTable(r: ClientRowResult): Table {
